@@ -1,0 +1,259 @@
+// The image model of a process tree: plain structs that dump fills from the kernel and restore
+// applies to it. Every struct has a cereal serialize(); field order is part of the bundle format
+// (docs/image-format.md), so append fields and bump the format's minor version.
+#pragma once
+
+#include <cereal/types/array.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "checkpoint/model/sandbox_spec.h"
+
+namespace crbox::model {
+
+// Raw register sets as PTRACE_GETREGSET returns them (x86_64: NT_PRSTATUS, NT_X86_XSTATE).
+struct Registers {
+  std::vector<uint8_t> gp;      // struct user_regs_struct (216 bytes on x86_64)
+  std::vector<uint8_t> xstate;  // XSAVE area; its size depends on the CPU
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(gp), CEREAL_NVP(xstate));
+  }
+};
+
+// What a VMA is backed by, as /proc/PID/maps names it.
+enum class VmaKind : uint8_t {
+  anon_private = 0,  // MAP_PRIVATE|MAP_ANONYMOUS (includes [heap])
+  anon_shared = 1,   // MAP_SHARED|MAP_ANONYMOUS (shmem behind /dev/zero)
+  file_private = 2,  // MAP_PRIVATE of a file
+  file_shared = 3,   // MAP_SHARED of a file
+  vdso = 4,          // [vdso]: restored by moving the restorer's own vDSO
+  vvar = 5,          // [vvar], [vvar_vclock]: move with [vdso], never dumped
+  vsyscall = 6,      // [vsyscall]: fixed by the kernel, neither dumped nor restored
+};
+
+struct FileId {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(dev), CEREAL_NVP(ino), CEREAL_NVP(size), CEREAL_NVP(mtime_ns));
+  }
+};
+
+struct Vma {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint32_t prot = 0;    // PROT_READ|PROT_WRITE|PROT_EXEC
+  uint32_t flags = 0;   // MAP_PRIVATE or MAP_SHARED, plus MAP_GROWSDOWN for stacks
+  uint64_t pgoff = 0;   // file offset in bytes
+  VmaKind kind = VmaKind::anon_private;
+  std::string name;     // path, or "[heap]", "[stack]", "[vdso]", ... ; "" for plain anonymous
+  FileId file;          // identity of the mapped file when kind is file_*
+  uint64_t stored_pages = 0;  // pages of this VMA present in the page data
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(start), CEREAL_NVP(end), CEREAL_NVP(prot), CEREAL_NVP(flags), CEREAL_NVP(pgoff),
+      CEREAL_NVP(kind), CEREAL_NVP(name), CEREAL_NVP(file), CEREAL_NVP(stored_pages));
+  }
+};
+
+// prctl(PR_SET_MM_MAP) fields (see prctl(2)); the values of /proc/PID/stat and brk(0).
+struct MmFields {
+  uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  uint64_t start_brk = 0, brk = 0, start_stack = 0;
+  uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  std::vector<uint64_t> auxv;  // /proc/PID/auxv as 64-bit words, AT_NULL included
+  std::string exe;             // /proc/PID/exe
+  FileId exe_id;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(start_code), CEREAL_NVP(end_code), CEREAL_NVP(start_data), CEREAL_NVP(end_data),
+      CEREAL_NVP(start_brk), CEREAL_NVP(brk), CEREAL_NVP(start_stack), CEREAL_NVP(arg_start),
+      CEREAL_NVP(arg_end), CEREAL_NVP(env_start), CEREAL_NVP(env_end), CEREAL_NVP(auxv), CEREAL_NVP(exe),
+      CEREAL_NVP(exe_id));
+  }
+};
+
+enum class FdKind : uint8_t {
+  regular = 0,    // a file reopened by path at its offset
+  device = 1,     // a character device reopened by path (/dev/null, /dev/zero, /dev/urandom, ...)
+  directory = 2,  // an O_DIRECTORY/O_PATH open of a directory
+  stdio = 3,      // a terminal, pipe or socket on fd 0-2: becomes cr_restart's own
+  pipe = 4,       // reserved for pipes inside the tree
+};
+
+struct Fd {
+  int32_t fd = -1;
+  FdKind kind = FdKind::regular;
+  std::string path;
+  int32_t flags = 0;  // open flags from fdinfo (O_ACCMODE, O_APPEND, O_NONBLOCK, ...)
+  bool cloexec = false;
+  uint64_t pos = 0;
+  uint32_t mode = 0;  // st_mode
+  FileId file;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(fd), CEREAL_NVP(kind), CEREAL_NVP(path), CEREAL_NVP(flags), CEREAL_NVP(cloexec),
+      CEREAL_NVP(pos), CEREAL_NVP(mode), CEREAL_NVP(file));
+  }
+};
+
+// struct kernel_sigaction as rt_sigaction(2) sees it.
+struct SigAction {
+  uint64_t handler = 0;  // SIG_DFL = 0, SIG_IGN = 1
+  uint64_t flags = 0;
+  uint64_t restorer = 0;
+  uint64_t mask = 0;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(handler), CEREAL_NVP(flags), CEREAL_NVP(restorer), CEREAL_NVP(mask));
+  }
+};
+
+// A queued signal as PTRACE_PEEKSIGINFO returns it (the raw 128-byte siginfo_t).
+struct PendingSignal {
+  std::vector<uint8_t> siginfo;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(siginfo));
+  }
+};
+
+struct Thread {
+  int32_t tid = 0;  // in the innermost pid namespace of the image
+  Registers regs;
+  uint64_t sigmask = 0;
+  std::vector<PendingSignal> pending;  // private queue
+  uint64_t altstack_sp = 0, altstack_size = 0;
+  int32_t altstack_flags = 0;  // SS_DISABLE when none
+  uint64_t rseq_addr = 0;      // 0 = not registered
+  uint32_t rseq_len = 0, rseq_sig = 0;
+  uint64_t robust_list = 0, robust_list_len = 0;
+  uint64_t clear_child_tid = 0;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(tid), CEREAL_NVP(regs), CEREAL_NVP(sigmask), CEREAL_NVP(pending), CEREAL_NVP(altstack_sp),
+      CEREAL_NVP(altstack_size), CEREAL_NVP(altstack_flags), CEREAL_NVP(rseq_addr), CEREAL_NVP(rseq_len),
+      CEREAL_NVP(rseq_sig), CEREAL_NVP(robust_list), CEREAL_NVP(robust_list_len), CEREAL_NVP(clear_child_tid));
+  }
+};
+
+struct Creds {
+  std::array<uint32_t, 4> uids{};  // real, effective, saved, fs
+  std::array<uint32_t, 4> gids{};
+  std::vector<uint32_t> groups;
+  uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  uint32_t securebits = 0;
+  bool no_new_privs = false;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(uids), CEREAL_NVP(gids), CEREAL_NVP(groups), CEREAL_NVP(cap_inh), CEREAL_NVP(cap_prm),
+      CEREAL_NVP(cap_eff), CEREAL_NVP(cap_bnd), CEREAL_NVP(cap_amb), CEREAL_NVP(securebits),
+      CEREAL_NVP(no_new_privs));
+  }
+};
+
+struct Rlimit {
+  int32_t resource = 0;
+  uint64_t cur = 0, max = 0;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(resource), CEREAL_NVP(cur), CEREAL_NVP(max));
+  }
+};
+
+// getitimer(2): ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF; times in microseconds.
+struct Itimer {
+  int32_t which = 0;
+  uint64_t interval_us = 0, value_us = 0;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(which), CEREAL_NVP(interval_us), CEREAL_NVP(value_us));
+  }
+};
+
+struct Process {
+  int32_t pid = 0, ppid = 0, pgid = 0, sid = 0;  // innermost namespace of the image
+  int32_t host_pid = 0;                          // as seen by cr_checkpoint, for messages
+  std::string comm;
+  Creds creds;
+  uint32_t umask = 022;
+  std::string cwd;
+  std::string root;
+  uint32_t personality = 0;
+  std::vector<Rlimit> rlimits;
+  std::vector<SigAction> sigactions;             // index i is signal i+1, 64 entries
+  std::vector<PendingSignal> shared_pending;     // process-wide queue
+  std::vector<Itimer> itimers;
+  MmFields mm;
+  std::vector<Vma> vmas;
+  std::vector<Fd> fds;
+  std::vector<Thread> threads;                   // threads[0] is the leader
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(pid), CEREAL_NVP(ppid), CEREAL_NVP(pgid), CEREAL_NVP(sid), CEREAL_NVP(host_pid),
+      CEREAL_NVP(comm), CEREAL_NVP(creds), CEREAL_NVP(umask), CEREAL_NVP(cwd), CEREAL_NVP(root),
+      CEREAL_NVP(personality), CEREAL_NVP(rlimits), CEREAL_NVP(sigactions), CEREAL_NVP(shared_pending),
+      CEREAL_NVP(itimers), CEREAL_NVP(mm), CEREAL_NVP(vmas), CEREAL_NVP(fds), CEREAL_NVP(threads));
+  }
+};
+
+// Clocks of the sandbox's time namespace at the checkpoint, so a restart continues them.
+struct TimeState {
+  int64_t monotonic_ns = 0;  // CLOCK_MONOTONIC as the processes saw it
+  int64_t boottime_ns = 0;   // CLOCK_BOOTTIME as the processes saw it
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(monotonic_ns), CEREAL_NVP(boottime_ns));
+  }
+};
+
+struct Sandbox {
+  std::string id;  // the registry id of the checkpointed sandbox
+  SandboxSpec spec;
+  TimeState time;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(id), CEREAL_NVP(spec), CEREAL_NVP(time));
+  }
+};
+
+// Everything in a bundle but the page data.
+struct Image {
+  std::string hostname;          // the machine it was taken on
+  int64_t created_unix_ns = 0;
+  int32_t root_pid = 0;          // the process the user named
+  std::optional<Sandbox> sandbox;  // set when the processes lived in a crbox sandbox
+  std::vector<Process> processes;  // parents before children
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(hostname), CEREAL_NVP(created_unix_ns), CEREAL_NVP(root_pid), CEREAL_NVP(sandbox),
+      CEREAL_NVP(processes));
+  }
+};
+
+}  // namespace crbox::model
