@@ -60,12 +60,11 @@ struct Vma {
   VmaKind kind = VmaKind::anon_private;
   std::string name;     // path, or "[heap]", "[stack]", "[vdso]", ... ; "" for plain anonymous
   FileId file;          // identity of the mapped file when kind is file_*
-  uint64_t stored_pages = 0;  // pages of this VMA present in the page data
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(start), CEREAL_NVP(end), CEREAL_NVP(prot), CEREAL_NVP(flags), CEREAL_NVP(pgoff),
-      CEREAL_NVP(kind), CEREAL_NVP(name), CEREAL_NVP(file), CEREAL_NVP(stored_pages));
+      CEREAL_NVP(kind), CEREAL_NVP(name), CEREAL_NVP(file));
   }
 };
 
@@ -77,13 +76,14 @@ struct MmFields {
   std::vector<uint64_t> auxv;  // /proc/PID/auxv as 64-bit words, AT_NULL included
   std::string exe;             // /proc/PID/exe
   FileId exe_id;
+  uint64_t vdso_hash = 0;      // checksum of the [vdso] code: a restore needs the very same vDSO
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(start_code), CEREAL_NVP(end_code), CEREAL_NVP(start_data), CEREAL_NVP(end_data),
       CEREAL_NVP(start_brk), CEREAL_NVP(brk), CEREAL_NVP(start_stack), CEREAL_NVP(arg_start),
       CEREAL_NVP(arg_end), CEREAL_NVP(env_start), CEREAL_NVP(env_end), CEREAL_NVP(auxv), CEREAL_NVP(exe),
-      CEREAL_NVP(exe_id));
+      CEREAL_NVP(exe_id), CEREAL_NVP(vdso_hash));
   }
 };
 

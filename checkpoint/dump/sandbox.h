@@ -1,0 +1,18 @@
+// What a dump needs to know about crbox sandboxes: whether a pid lives in one (then the bundle
+// carries the sandbox's spec and clocks) or is one's init (never dumped itself).
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+
+#include "checkpoint/model/process.h"
+
+namespace crbox::dump {
+
+std::optional<model::Sandbox> sandbox_of(pid_t pid);
+bool sandbox_init_of(pid_t pid);
+// CLOCK_MONOTONIC and CLOCK_BOOTTIME as seen inside the pid's time namespace, now.
+model::TimeState sandbox_clocks(pid_t pid);
+
+}  // namespace crbox::dump

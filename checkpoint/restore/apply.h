@@ -1,0 +1,46 @@
+// The appliers: each puts one part of the model back. Plain state (files, cwd, limits) is set by
+// the new process itself, in ordinary C++, before it becomes a puppet; the rest is injected into
+// the puppet as syscalls once its address space is the image's. Each has its twin in
+// checkpoint/dump/ under the same file name.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "checkpoint/image/bundle.h"
+#include "checkpoint/model/process.h"
+#include "checkpoint/restore/puppet.h"
+
+namespace crbox::restore {
+
+// --- In the new process, before it stops (throwing crbox::Error on failure) ---
+// files.cc: every fd at its number, flags and offset; stdio fds that were terminals, pipes or
+// sockets stay the ones inherited from cr_restart. `keep_fd` (the sync pipe) survives.
+void apply_files_in_child(const model::Process& p, int keep_fd);
+// task.cc: cwd, umask, rlimits, personality.
+void apply_task_in_child(const model::Process& p);
+
+// --- Checks in cr_restart before anything is created ---
+// memory.cc: every mapped file still exists and is the same file; the vDSO matches ours.
+void check_memory_sources(const model::Process& p);
+// files.cc: every file to reopen exists.
+void check_file_sources(const model::Process& p);
+
+// --- Injected into the puppet ---
+// memory.cc: replaces the puppet's address space with the image's layout (pages not yet filled).
+void replace_address_space(Puppet& pp, const model::Process& p);
+// memory.cc: writes one page batch into the puppet's memory.
+void fill_pages(Puppet& pp, const image::PageBatch& b);
+// memory.cc: final protections and the mm fields (prctl PR_SET_MM_MAP).
+void finish_address_space(Puppet& pp, const model::Process& p);
+// signals.cc: every signal's disposition.
+void apply_signals(Puppet& pp, const model::Process& p);
+// threads.cc: the leader's altstack, rseq, robust list, clear_child_tid (registers come last).
+void apply_thread_state(Puppet& pp, const model::Thread& t);
+// timers.cc: interval timers.
+void apply_timers(Puppet& pp, const model::Process& p);
+// creds.cc: groups, uids, gids, capabilities, securebits, no_new_privs.
+void apply_creds(Puppet& pp, const model::Creds& c);
+
+}  // namespace crbox::restore

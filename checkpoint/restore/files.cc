@@ -1,0 +1,75 @@
+// Open file descriptors, set up by the new process itself before it becomes a puppet: each file is
+// reopened by path with its flags and put at its number and offset. Terminals, pipes and sockets
+// on stdin/stdout/stderr are cr_restart's own, inherited (the BLCR behaviour: output continues
+// where cr_restart prints).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+
+#include "checkpoint/restore/apply.h"
+#include "util/error.h"
+#include "util/strings.h"
+
+namespace crbox::restore {
+
+void check_file_sources(const model::Process& p) {
+  for (const auto& f : p.fds) {
+    if (f.kind != model::FdKind::regular && f.kind != model::FdKind::device && f.kind != model::FdKind::directory)
+      continue;
+    struct stat st {};
+    if (stat(f.path.c_str(), &st) != 0)
+      throw Error("fd " + std::to_string(f.fd) + ": " + f.path + " is missing: " + std::strerror(errno));
+  }
+}
+
+void apply_files_in_child(const model::Process& p, int keep_fd) {
+  // Open everything first at temporary numbers above the image's highest fd and ours, so opening
+  // one never clobbers a descriptor still needed; then move each into place.
+  int top = keep_fd;
+  for (const auto& f : p.fds) top = std::max(top, f.fd);
+  std::set<int> wanted;
+  std::vector<std::pair<int, int>> moves;  // temporary -> final
+  for (const auto& f : p.fds) {
+    wanted.insert(f.fd);
+    if (f.kind == model::FdKind::stdio) continue;
+    int flags = f.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+    int fd = open(f.path.c_str(), flags | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) throw_errno("fd " + std::to_string(f.fd) + ": reopening " + f.path);
+    if (f.kind == model::FdKind::regular && lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0)
+      throw_errno("fd " + std::to_string(f.fd) + ": seeking " + f.path);
+    int tmp = fcntl(fd, F_DUPFD_CLOEXEC, top + 1);
+    if (tmp < 0) throw_errno("fcntl F_DUPFD");
+    close(fd);
+    top = tmp;
+    moves.push_back({tmp, f.fd});
+  }
+  // Close what cr_restart had open that the image does not (keep the sync fd and the temporaries).
+  std::set<int> temps;
+  for (auto& [t, d] : moves) temps.insert(t);
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) throw_errno("/proc/self/fd");
+  std::vector<int> open_now;
+  while (dirent* e = readdir(dir)) {
+    if (auto v = parse_u64(e->d_name)) open_now.push_back(static_cast<int>(*v));
+  }
+  closedir(dir);
+  for (int fd : open_now) {
+    if (fd == keep_fd || temps.count(fd)) continue;
+    bool stdio_kept = false;
+    for (const auto& f : p.fds) stdio_kept = stdio_kept || (f.fd == fd && f.kind == model::FdKind::stdio);
+    if (!stdio_kept) close(fd);
+  }
+  for (auto& [t, d] : moves) {
+    if (dup2(t, d) < 0) throw_errno("dup2 to fd " + std::to_string(d));
+    close(t);
+  }
+  for (const auto& f : p.fds) {
+    if (fcntl(f.fd, F_SETFD, f.cloexec ? FD_CLOEXEC : 0) != 0) throw_errno("fd " + std::to_string(f.fd));
+  }
+}
+
+}  // namespace crbox::restore

@@ -1,0 +1,196 @@
+#include "checkpoint/restore/puppet.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "checkpoint/arch/x86_64/regs.h"
+#include "checkpoint/proc/maps.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/remote_mem.h"
+
+namespace crbox::restore {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+void report_and_exit(int fd, const std::string& msg) {
+  ssize_t r = write(fd, msg.data(), msg.size());
+  (void)r;
+  _exit(1);
+}
+
+}  // namespace
+
+pid_t clone_with_pid(pid_t pid) {
+  clone_args args{};
+  args.exit_signal = SIGCHLD;
+  pid_t tid = pid;
+  if (pid > 0) {
+    args.set_tid = reinterpret_cast<uint64_t>(&tid);
+    args.set_tid_size = 1;
+  }
+  long r = syscall(SYS_clone3, &args, sizeof args);
+  if (r < 0) {
+    if (errno == EEXIST)
+      throw Error("pid " + std::to_string(pid) + " is in use by another process; stop it, or restart with --no-restore-pid");
+    if (errno == EINVAL && pid > 0)
+      throw Error("pid " + std::to_string(pid) + " cannot be created here (above pid_max?); restart with --no-restore-pid");
+    throw_errno("creating the process" + (pid > 0 ? " with pid " + std::to_string(pid) : std::string()));
+  }
+  return static_cast<pid_t>(r);
+}
+
+void puppet_child_main(int sync_fd, uint64_t trampoline, const std::function<void(int)>& setup) {
+  try {
+    // If cr_restart dies before the restore completes, so does the half-made process.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setup(sync_fd);
+    void* t = mmap(reinterpret_cast<void*>(trampoline), kTrampolinePages * kPage, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (t == MAP_FAILED || reinterpret_cast<uint64_t>(t) != trampoline)
+      throw Error("cannot map the restore trampoline at its chosen address");
+    std::memcpy(t, arch::kTrampolineCode, sizeof arch::kTrampolineCode);
+    if (mprotect(t, kPage, PROT_READ | PROT_EXEC) != 0) throw_errno("mprotect trampoline");
+  } catch (const std::exception& e) {
+    report_and_exit(sync_fd, e.what());
+  }
+  if (write(sync_fd, "ok", 2) != 2) _exit(1);
+  for (;;) pause();
+}
+
+uint64_t choose_trampoline(const model::Process& p) {
+  auto own = proc::parse_maps(read_file("/proc/self/maps"));
+  const uint64_t size = kTrampolinePages * kPage;
+  auto busy = [&](uint64_t a) {
+    for (const auto& v : p.vmas)
+      if (a < v.end && v.start < a + size) return true;
+    for (const auto& m : own)
+      if (a < m.end && m.start < a + size) return true;
+    return false;
+  };
+  // Low addresses above mmap_min_addr are rarely used by either layout; walk up in 1 MiB steps.
+  for (uint64_t a = 0x10000000; a < 0x7f0000000000ull; a += 0x100000)
+    if (!busy(a)) return a;
+  throw Error("no free place for the restore trampoline in the image's address space");
+}
+
+Puppet::Puppet(pid_t pid, uint64_t trampoline, const std::function<void(int)>& child_setup) : tramp_(trampoline) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
+  // The child's end sits at a high number, out of the way of the image's descriptors; it is closed
+  // by an injected close() at the end.
+  int child_end = fcntl(fds[1], F_DUPFD_CLOEXEC, 900);
+  if (child_end < 0) throw_errno("fcntl F_DUPFD");
+  close(fds[1]);
+  child_sync_fd_ = child_end;
+  pid_t c = clone_with_pid(pid);
+  if (c == 0) {
+    close(fds[0]);
+    // The sync fd must survive; it is not in the image, and the injected close removes it.
+    fcntl(child_end, F_SETFD, 0);
+    puppet_child_main(child_end, trampoline, child_setup);
+  }
+  pid_ = c;
+  close(child_end);
+  sync_.reset(fds[0]);
+}
+
+Puppet::Puppet(pid_t host_pid, uint64_t trampoline, UniqueFd sync_read_end, bool is_child)
+    : pid_(host_pid), tramp_(trampoline), sync_(std::move(sync_read_end)), is_child_(is_child) {}
+
+Puppet::~Puppet() {
+  if (!released_) kill();
+}
+
+void Puppet::kill() {
+  if (pid_ <= 0 || released_) return;
+  inj_.reset();
+  ::kill(pid_, SIGKILL);
+  if (is_child_) waitpid(pid_, nullptr, __WALL);
+  released_ = true;
+}
+
+void Puppet::take_control() {
+  char buf[1024];
+  std::string msg;
+  for (;;) {
+    ssize_t n = read(sync_.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    msg.append(buf, static_cast<size_t>(n));
+    if (msg == "ok") break;
+  }
+  if (msg != "ok") {
+    if (msg.empty()) msg = "the new process died while setting itself up";
+    throw Error(msg);
+  }
+  // Our read end stays open until release: the child's pause() keeps it alive; its end is closed
+  // by injection.
+  if (ptrace(PTRACE_SEIZE, pid_, 0, PTRACE_O_EXITKILL) != 0) throw_errno("seizing the new process " + std::to_string(pid_));
+  if (ptrace(PTRACE_INTERRUPT, pid_, 0, 0) != 0) throw_errno("stopping the new process");
+  for (;;) {
+    int st = 0;
+    if (waitpid(pid_, &st, __WALL) < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("waiting for the new process to stop");
+    }
+    if (WIFEXITED(st) || WIFSIGNALED(st)) throw Error("the new process died before it could be restored");
+    if (WIFSTOPPED(st) && (st >> 16) == PTRACE_EVENT_STOP) break;
+    // Any other stop (a signal): continue it without the signal and wait for the interrupt.
+    ptrace(PTRACE_CONT, pid_, 0, 0);
+  }
+  // Injected syscalls must pass the sandbox's seccomp filter, if the puppet got one already
+  // (ptrace(2), PTRACE_O_SUSPEND_SECCOMP: settable only in a ptrace stop).
+  ptrace(PTRACE_SETOPTIONS, pid_, 0, PTRACE_O_EXITKILL | PTRACE_O_SUSPEND_SECCOMP);
+  inj_ = std::make_unique<arch::Injector>(pid_, tramp_);
+}
+
+uint64_t Puppet::put(const void* data, size_t len, size_t offset) {
+  if (offset + len > scratch_size()) throw Error("restore scratch area too small (" + std::to_string(len) + " bytes)");
+  remote_write(pid_, scratch() + offset, data, len);
+  return scratch() + offset;
+}
+
+uint64_t Puppet::put_string(const std::string& s, size_t offset) { return put(s.c_str(), s.size() + 1, offset); }
+
+void Puppet::release(const model::Thread& t, int stop_signal) {
+  // The last injected call unmaps the trampoline itself. The single-step trap arrives right after
+  // the syscall returns, before the next (now unmapped) instruction is fetched, and the registers
+  // are replaced at that stop, so nothing ever runs from the trampoline again.
+  long r = inj_->call(SYS_munmap, tramp_, kTrampolinePages * kPage);
+  if (r < 0) throw_errno("unmapping the restore trampoline", static_cast<int>(-r));
+  inj_->release();
+  arch::GpRegs gp = arch::gp_from_bytes(t.regs.gp);
+  // Not inside a syscall: the image's registers already encode any restart (fixed at dump time).
+  gp.orig_rax = static_cast<uint64_t>(-1);
+  arch::set_gp(pid_, gp);
+  arch::set_xstate(pid_, t.regs.xstate);
+  uint64_t mask = t.sigmask;
+  if (ptrace(PTRACE_SETSIGMASK, pid_, sizeof mask, &mask) != 0) throw_errno("setting the signal mask");
+  for (const auto& ps : t.pending) {
+    if (ps.siginfo.size() != sizeof(siginfo_t)) continue;
+    siginfo_t si;
+    std::memcpy(&si, ps.siginfo.data(), sizeof si);
+    // A kernel-generated siginfo cannot be queued by another process (rt_tgsigqueueinfo(2), EPERM):
+    // the signal itself is still delivered with tgkill.
+    if (syscall(SYS_rt_tgsigqueueinfo, pid_, pid_, si.si_signo, &si) != 0) syscall(SYS_tgkill, pid_, pid_, si.si_signo);
+  }
+  if (stop_signal) ::kill(pid_, stop_signal);
+  if (ptrace(PTRACE_DETACH, pid_, 0, 0) != 0) throw_errno("detaching from the restored process");
+  released_ = true;
+  inj_.reset();
+}
+
+}  // namespace crbox::restore

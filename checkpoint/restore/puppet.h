@@ -1,0 +1,85 @@
+// The puppet: a new process created at the image's pid (clone3(2) with set_tid), which sets up its
+// plain state itself, maps a one-page trampoline (`syscall; int3`) plus scratch pages where the
+// image has a hole, and stops. cr_restart then drives it with injected syscalls until it is the
+// image's process, and lets it go.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "checkpoint/arch/x86_64/inject.h"
+#include "checkpoint/model/process.h"
+#include "util/fd.h"
+
+namespace crbox::restore {
+
+inline constexpr uint64_t kTrampolinePages = 16;  // page 0: code; the rest: scratch for arguments
+
+class Puppet {
+ public:
+  // Creates the process. `pid` = 0 lets the kernel choose. `child_setup` runs in the new process
+  // before it stops (its exceptions are reported back and make this constructor throw).
+  // `trampoline` is where the new process maps its trampoline.
+  Puppet(pid_t pid, uint64_t trampoline, const std::function<void(int sync_fd)>& child_setup);
+  // Adopts a process created elsewhere (inside a sandbox's init) that ran `puppet_child_main` and
+  // reported on `sync_fd`.
+  Puppet(pid_t host_pid, uint64_t trampoline, UniqueFd sync_read_end, bool is_child);
+  ~Puppet();  // kills the process unless released
+  Puppet(const Puppet&) = delete;
+  Puppet& operator=(const Puppet&) = delete;
+
+  pid_t pid() const { return pid_; }
+  uint64_t trampoline() const { return tramp_; }
+  uint64_t scratch() const { return tramp_ + 4096; }
+  uint64_t scratch_size() const { return (kTrampolinePages - 1) * 4096; }
+  int child_sync_fd() const { return child_sync_fd_; }
+
+  // Waits for the process to report ready, then seizes and stops it.
+  void take_control();
+  long call(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0,
+            uint64_t a6 = 0) {
+    return inj_->call(nr, a1, a2, a3, a4, a5, a6);
+  }
+  long check(const std::string& what, long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
+             uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0) {
+    return inj_->check(what, nr, a1, a2, a3, a4, a5, a6);
+  }
+  // Writes bytes into the scratch area at `offset`; returns their address in the puppet.
+  uint64_t put(const void* data, size_t len, size_t offset = 0);
+  uint64_t put_string(const std::string& s, size_t offset = 0);
+
+  // Unmaps the trampoline from inside it, sets the image's registers and signal mask, queues the
+  // pending signals and detaches: from here on the process runs as the image's. `stop_signal`, if
+  // nonzero, is sent before detaching (cr_restart --stop/--term/--kill).
+  void release(const model::Thread& t, int stop_signal);
+  // Kills the process (failure path).
+  void kill();
+  bool released() const { return released_; }
+
+ private:
+  pid_t pid_ = -1;
+  uint64_t tramp_ = 0;
+  UniqueFd sync_;
+  int child_sync_fd_ = -1;
+  bool is_child_ = true;
+  bool released_ = false;
+  std::unique_ptr<arch::Injector> inj_;
+};
+
+// Code run by a new process that is to become a puppet: `setup`, then the trampoline at
+// `trampoline`, then reports on `sync_fd` ("ok" or the error text) and waits to be seized.
+[[noreturn]] void puppet_child_main(int sync_fd, uint64_t trampoline, const std::function<void(int)>& setup);
+
+// Chooses the trampoline's address: a hole in the image's layout that is also free in this
+// process (the puppet starts as a copy of it).
+uint64_t choose_trampoline(const model::Process& p);
+
+// clone3(2) with CLONE_PARENT-free fork semantics and, when `pid` > 0, set_tid = {pid}: in the
+// caller's pid namespace, the child gets exactly that pid. Returns like fork().
+pid_t clone_with_pid(pid_t pid);
+
+}  // namespace crbox::restore

@@ -1,0 +1,96 @@
+#include "checkpoint/restore/restorer.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "checkpoint/image/bundle.h"
+#include "checkpoint/restore/apply.h"
+#include "checkpoint/restore/puppet.h"
+#include "checkpoint/restore/sandbox.h"
+#include "util/error.h"
+
+namespace crbox::restore {
+
+namespace {
+
+int stop_signal_for(const RestoreOptions& opt) {
+  switch (opt.after) {
+    case AfterRestore::run: return 0;
+    case AfterRestore::stop: return SIGSTOP;
+    case AfterRestore::term: return SIGTERM;
+    case AfterRestore::kill: return SIGKILL;
+    case AfterRestore::signal: return opt.signal;
+  }
+  return 0;
+}
+
+// What the new process does for itself before it stops.
+void child_setup(const model::Process& p, const RestoreOptions& opt, int sync_fd) {
+  if (opt.restore_sid && p.sid == p.pid) {
+    if (setsid() < 0) throw_errno("setsid");
+  } else if (opt.restore_pgid && p.pgid == p.pid) {
+    if (setpgid(0, 0) < 0) throw_errno("setpgid");
+  }
+  apply_files_in_child(p, sync_fd);
+  apply_task_in_child(p);
+}
+
+}  // namespace
+
+void restore_into(Puppet& pp, const model::Process& p, image::BundleReader& reader, int stop_signal) {
+  pp.take_control();
+  replace_address_space(pp, p);
+  while (auto batch = reader.next_pages()) {
+    if (batch->pid != p.pid)
+      throw Error("the image's page data names pid " + std::to_string(batch->pid) + ", which it does not hold");
+    fill_pages(pp, *batch);
+  }
+  finish_address_space(pp, p);
+  apply_signals(pp, p);
+  apply_timers(pp, p);
+  const model::Thread& leader = p.threads.at(0);
+  apply_thread_state(pp, leader);
+  pp.check("closing the restore channel", SYS_close, static_cast<uint64_t>(pp.child_sync_fd()));
+  pp.check("PR_SET_PDEATHSIG", SYS_prctl, PR_SET_PDEATHSIG, 0);
+  apply_creds(pp, p.creds);
+  for (const auto& ps : p.shared_pending) {
+    if (ps.siginfo.size() != sizeof(siginfo_t)) continue;
+    siginfo_t si;
+    std::memcpy(&si, ps.siginfo.data(), sizeof si);
+    if (syscall(SYS_rt_sigqueueinfo, pp.pid(), si.si_signo, &si) != 0) kill(pp.pid(), si.si_signo);
+  }
+  pp.release(leader, stop_signal);
+}
+
+int restart(const RestoreOptions& opt, int fd, const std::string& name,
+            const std::function<void(const Restored&)>& on_restored) {
+  image::BundleReader reader(fd, name);
+  reader.read_header();
+  model::Image img = reader.read_model();
+  if (img.processes.size() != 1)
+    throw Error(name + " holds " + std::to_string(img.processes.size()) +
+                " processes; restarting process trees is not supported yet");
+  const model::Process& p = img.processes[0];
+  if (p.threads.size() != 1)
+    throw Error(name + ": pid " + std::to_string(p.pid) + " has " + std::to_string(p.threads.size()) +
+                " threads; restarting multi-threaded processes is not supported yet");
+  check_memory_sources(p);
+  check_file_sources(p);
+  int stop_signal = stop_signal_for(opt);
+
+  if (img.sandbox) return restart_sandboxed(opt, img, reader, stop_signal, on_restored);
+
+  uint64_t tramp = choose_trampoline(p);
+  Puppet pp(opt.restore_pid ? p.pid : 0, tramp, [&](int sync_fd) { child_setup(p, opt, sync_fd); });
+  restore_into(pp, p, reader, stop_signal);
+  Restored r{pp.pid(), pp.pid()};
+  if (on_restored) on_restored(r);
+  return wait_forwarding_signals(pp.pid());
+}
+
+}  // namespace crbox::restore

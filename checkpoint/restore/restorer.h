@@ -1,0 +1,35 @@
+// cr_restart's engine: read and check the bundle, recreate the process (in a fresh sandbox when
+// the image came from one), and hand it back running.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+
+namespace crbox::restore {
+
+enum class AfterRestore { run, stop, term, kill, signal };
+
+struct RestoreOptions {
+  bool restore_pid = true;
+  bool restore_pgid = false;
+  bool restore_sid = false;
+  AfterRestore after = AfterRestore::run;
+  int signal = 0;
+  bool verbose = false;
+};
+
+struct Restored {
+  pid_t pid = 0;       // host pid of the restored process
+  pid_t waitable = 0;  // our child to wait for: the process itself, or the sandbox launcher's init
+};
+
+// Restores the bundle read from `fd` (named `name` in messages). All-or-nothing: on failure no
+// restored process remains and crbox::Error says why. For an unsandboxed image the restored
+// process is a child of the caller. `on_restored` runs once it runs (for --run-on-success etc.).
+// Returns the exit status to exit with once the restored process (or sandbox) ends.
+int restart(const RestoreOptions& opt, int fd, const std::string& name,
+            const std::function<void(const Restored&)>& on_restored);
+
+}  // namespace crbox::restore

@@ -1,0 +1,132 @@
+// cr_restart: BLCR's command line over crbox's restore engine.
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstring>
+#include <iostream>
+
+#include "checkpoint/restore/restorer.h"
+#include "util/error.h"
+#include "util/fd.h"
+
+using namespace crbox;
+
+namespace {
+
+void run_hook(const std::string& cmd, const std::string& what) {
+  if (cmd.empty()) return;
+  setenv("CR_RESTART_RESULT", what.c_str(), 1);
+  int r = system(cmd.c_str());
+  (void)r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Restart a process (or a crbox sandbox) from a bundle written by cr_checkpoint.", "cr_restart"};
+  app.set_version_flag("--version", std::string("cr_restart (crbox) ") + CRBOX_VERSION);
+  std::string file, file_opt;
+  int in_fd = -1;
+  bool no_restore_pid = false, restore_pid = false, restore_pgid = false, no_restore_pgid = false;
+  bool restore_sid = false, no_restore_sid = false;
+  bool a_run = false, a_stop = false, a_term = false, a_abort = false, a_kill = false;
+  int signal = 0;
+  std::string on_success, on_failure, on_fail_args, on_fail_temp, on_fail_env, on_fail_perm;
+  bool detach = false, quiet = false, verbose = false;
+
+  app.add_option("FILE", file, "the bundle ('-' for standard input)");
+  auto* src = app.add_option_group("source", "");
+  src->add_option("-f,--file", file_opt, "the bundle");
+  src->add_option("-F,--fd", in_fd, "read the bundle from open file descriptor N");
+  src->require_option(0, 1);
+  app.add_flag("--restore-pid", restore_pid, "give the process its original pid (default)");
+  app.add_flag("--no-restore-pid", no_restore_pid, "let the kernel choose a new pid");
+  app.add_flag("--restore-pgid", restore_pgid, "restore the process group (when the process led it)");
+  app.add_flag("--no-restore-pgid", no_restore_pgid, "join cr_restart's process group (default)");
+  app.add_flag("--restore-sid", restore_sid, "restore the session (when the process led it)");
+  app.add_flag("--no-restore-sid", no_restore_sid, "stay in cr_restart's session (default)");
+  auto* after = app.add_option_group("after", "what the process does once restored");
+  after->add_flag("--run,--cont", a_run, "run (default)");
+  after->add_flag("--stop", a_stop, "stop it (SIGSTOP)");
+  after->add_flag("--term", a_term, "send it SIGTERM");
+  after->add_flag("--abort", a_abort, "send it SIGABRT");
+  after->add_flag("--kill", a_kill, "kill it (SIGKILL)");
+  after->add_option("-S,--signal", signal, "send it signal N")->check(CLI::Range(1, 64));
+  after->require_option(0, 1);
+  app.add_option("--run-on-success", on_success, "run CMD (with /bin/sh) once the process is restored");
+  app.add_option("--run-on-failure", on_failure, "run CMD if the restart fails");
+  app.add_option("--run-on-fail-args", on_fail_args, "run CMD if the restart fails for bad arguments");
+  app.add_option("--run-on-fail-temp", on_fail_temp, "run CMD if the restart fails for a temporary reason (pid in use)");
+  app.add_option("--run-on-fail-env", on_fail_env, "run CMD if the restart fails for this machine's environment");
+  app.add_option("--run-on-fail-perm", on_fail_perm, "run CMD if the restart fails for good (corrupt bundle)");
+  app.add_flag("--detach", detach, "return as soon as the process runs instead of waiting for it");
+  app.add_flag("-q,--quiet", quiet, "print nothing but errors");
+  app.add_flag("-v,--verbose", verbose, "say what is restored");
+  app.footer("Exit status: the restored process's (128+N if killed by signal N); 1 if the restart fails; 2 on bad usage.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "cr_restart: " << e.what() << "\n";
+    run_hook(on_fail_args.empty() ? on_failure : on_fail_args, "args");
+    return 2;
+  }
+  auto usage = [&](const std::string& msg) {
+    std::cerr << "cr_restart: " << msg << "\n";
+    run_hook(on_fail_args.empty() ? on_failure : on_fail_args, "args");
+    return 2;
+  };
+  if (restore_pid && no_restore_pid) return usage("--restore-pid and --no-restore-pid contradict each other");
+  if (restore_pgid && no_restore_pgid) return usage("--restore-pgid and --no-restore-pgid contradict each other");
+  if (restore_sid && no_restore_sid) return usage("--restore-sid and --no-restore-sid contradict each other");
+  if (!file.empty() && (!file_opt.empty() || in_fd >= 0)) return usage("give the bundle once: FILE, --file or --fd");
+  if (!file_opt.empty()) file = file_opt;
+  if (file.empty() && in_fd < 0) return usage("no bundle given (FILE, --file, --fd, or - for standard input)");
+
+  restore::RestoreOptions opt;
+  opt.restore_pid = !no_restore_pid;
+  opt.restore_pgid = restore_pgid;
+  opt.restore_sid = restore_sid;
+  opt.after = a_stop ? restore::AfterRestore::stop
+              : a_term ? restore::AfterRestore::term
+              : a_kill ? restore::AfterRestore::kill
+              : (a_abort || signal) ? restore::AfterRestore::signal
+                                    : restore::AfterRestore::run;
+  opt.signal = a_abort ? SIGABRT : signal;
+  opt.verbose = verbose;
+
+  UniqueFd owned;
+  int fd = in_fd;
+  std::string name = in_fd >= 0 ? "fd " + std::to_string(in_fd) : file;
+  if (file == "-") {
+    fd = STDIN_FILENO;
+    name = "standard input";
+  } else if (in_fd < 0) {
+    owned.reset(open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!owned) {
+      std::cerr << "cr_restart: cannot open " << file << ": " << strerror(errno) << "\n";
+      run_hook(on_fail_args.empty() ? on_failure : on_fail_args, "args");
+      return 1;
+    }
+    fd = owned.get();
+  }
+  bool restored = false;
+  try {
+    int status = restore::restart(opt, fd, name, [&](const restore::Restored& r) {
+      restored = true;
+      owned.reset();
+      if (verbose) std::cerr << "cr_restart: restored pid " << r.pid << "\n";
+      run_hook(on_success, "success");
+      if (detach) _exit(0);
+    });
+    return status;
+  } catch (const std::exception& e) {
+    std::cerr << "cr_restart: " << e.what() << "\n";
+    if (!restored) run_hook(on_failure, "failure");
+    return 1;
+  }
+}
