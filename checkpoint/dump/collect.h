@@ -24,8 +24,9 @@ void collect_signals(pid_t pid, RemoteSession& rs, model::Process& p);
 // (before anything is injected), then what only the thread can tell: altstack, clear_child_tid.
 void collect_thread_registers(const FrozenProcess& fp, model::Process& p);
 void collect_thread_injected(const FrozenProcess& fp, RemoteSession& rs, model::Process& p);
-// files.cc: open file descriptors.
+// files.cc: open file descriptors, and the content of pipes held inside the image.
 void collect_files(pid_t pid, model::Process& p);
+void collect_pipes(pid_t pid, const model::Process& p, std::vector<model::Pipe>& pipes);
 // timers.cc: interval timers.
 void collect_timers(RemoteSession& rs, model::Process& p);
 // memory.cc: the VMAs and mm fields.

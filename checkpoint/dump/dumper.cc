@@ -99,6 +99,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   clock_gettime(CLOCK_REALTIME, &now);
   img.created_unix_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
   img.processes.push_back(dump_one(pid, fp));
+  for (const auto& p : img.processes) collect_pipes(p.host_pid, p, img.pipes);
   img.root_pid = img.processes[0].pid;
   if (sandbox) {
     img.sandbox = *sandbox;

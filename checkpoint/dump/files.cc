@@ -10,6 +10,7 @@
 #include "checkpoint/dump/collect.h"
 #include "checkpoint/proc/fdinfo.h"
 #include "util/error.h"
+#include "util/fd.h"
 #include "util/files.h"
 #include "util/strings.h"
 
@@ -25,6 +26,43 @@ model::FileId file_id(const struct stat& st) {
 // Terminal majors: 4 (tty, ttyS), 5 (/dev/tty, console, ptmx), 136-143 (Unix98 pty slaves)
 // (Documentation/admin-guide/devices.txt).
 bool isatty_major(unsigned maj) { return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143); }
+
+// Whether fds of `pid` hold both a read end and a write end of pipe inode `ino`.
+bool both_ends_inside(pid_t pid, const std::vector<int>& fds, uint64_t ino) {
+  bool r = false, w = false;
+  for (int fd : fds) {
+    std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+    struct stat st {};
+    if (stat(link.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_ino != ino) continue;
+    auto info = proc::parse_fdinfo(read_file("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd)));
+    if ((info.flags & O_ACCMODE) == O_RDONLY) r = true;
+    if ((info.flags & O_ACCMODE) == O_WRONLY) w = true;
+  }
+  return r && w;
+}
+
+// The bytes sitting in a pipe, read without taking them out: tee(2) duplicates pipe content into
+// another pipe without consuming it.
+std::vector<uint8_t> peek_pipe(pid_t pid, int fd, uint32_t& capacity) {
+  std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  UniqueFd src(open(link.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!src) throw_errno("opening the pipe at " + link);
+  int cap = fcntl(src.get(), F_GETPIPE_SZ);
+  if (cap < 0) throw_errno("F_GETPIPE_SZ on " + link);
+  capacity = static_cast<uint32_t>(cap);
+  int tmp[2];
+  if (pipe2(tmp, O_CLOEXEC | O_NONBLOCK) != 0) throw_errno("pipe");
+  UniqueFd tr(tmp[0]), tw(tmp[1]);
+  fcntl(tw.get(), F_SETPIPE_SZ, cap);
+  std::vector<uint8_t> out;
+  ssize_t n = tee(src.get(), tw.get(), static_cast<size_t>(cap), SPLICE_F_NONBLOCK);
+  if (n < 0 && errno != EAGAIN) throw_errno("reading the content of the pipe at " + link);
+  if (n > 0) {
+    out.resize(static_cast<size_t>(n));
+    if (!read_exact(tr.get(), out.data(), out.size(), "pipe copy")) out.clear();
+  }
+  return out;
+}
 
 std::string unsupported(pid_t pid, int fd, const std::string& what) {
   return "pid " + std::to_string(pid) + " fd " + std::to_string(fd) + ": " + what + " is not supported yet";
@@ -75,19 +113,41 @@ void collect_files(pid_t pid, model::Process& p) {
     } else if (S_ISDIR(st.st_mode)) {
       f.kind = model::FdKind::directory;
     } else if (on_stdio && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode)) &&
+               !(S_ISFIFO(st.st_mode) && both_ends_inside(pid, fds, st.st_ino)) &&
                (!S_ISCHR(st.st_mode) || isatty_major(major(st.st_rdev)))) {
       // A terminal, pipe or socket on stdin/stdout/stderr: the restarted process gets cr_restart's.
       f.kind = model::FdKind::stdio;
     } else if (S_ISCHR(st.st_mode) && !target.empty() && target[0] == '/') {
       f.kind = model::FdKind::device;
+    } else if (S_ISFIFO(st.st_mode) && target.rfind("pipe:", 0) == 0) {
+      // Kept only if both ends turn out to be in the process (checked below).
+      f.kind = model::FdKind::pipe;
+      f.pipe_id = static_cast<uint64_t>(st.st_ino);
     } else if (S_ISFIFO(st.st_mode)) {
-      throw Error(unsupported(pid, fd, "a pipe (" + target + ")"));
+      throw Error(unsupported(pid, fd, "the named pipe " + target));
     } else if (S_ISSOCK(st.st_mode)) {
       throw Error(unsupported(pid, fd, "a socket (" + target + ")"));
     } else {
       throw Error(unsupported(pid, fd, "the kernel object " + target));
     }
     p.fds.push_back(std::move(f));
+  }
+  for (const auto& f : p.fds) {
+    if (f.kind == model::FdKind::pipe && !both_ends_inside(pid, fds, f.pipe_id))
+      throw Error(unsupported(pid, f.fd, "a pipe whose other end is in another process (" + f.path + ")"));
+  }
+}
+
+void collect_pipes(pid_t pid, const model::Process& p, std::vector<model::Pipe>& pipes) {
+  for (const auto& f : p.fds) {
+    if (f.kind != model::FdKind::pipe || (f.flags & O_ACCMODE) != O_RDONLY) continue;
+    bool seen = false;
+    for (const auto& q : pipes) seen = seen || q.id == f.pipe_id;
+    if (seen) continue;
+    model::Pipe pipe;
+    pipe.id = f.pipe_id;
+    pipe.data = peek_pipe(pid, f.fd, pipe.capacity);
+    pipes.push_back(std::move(pipe));
   }
 }
 

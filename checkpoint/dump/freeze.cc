@@ -15,6 +15,7 @@
 
 #include "util/deadline.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/strings.h"
 
 namespace crbox::dump {
@@ -168,6 +169,18 @@ void FrozenProcess::release(AfterDump how, int signal) {
     if (ptrace(PTRACE_DETACH, t.tid, 0, 0) != 0 && errno != ESRCH) err = errno;
   }
   if (err) throw_errno("detaching from pid " + std::to_string(pid_), err);
+  if (sig == SIGKILL) {
+    // Return only once the process is dead (a zombie or gone), so a restart that follows at once
+    // does not find its pid still running. Reaping it is its parent's business.
+    for (int i = 0; i < 2000; i++) {
+      auto st = try_read_file("/proc/" + std::to_string(pid_) + "/stat");
+      if (!st) break;
+      auto rp = st->rfind(')');
+      if (rp != std::string::npos && rp + 2 < st->size() && ((*st)[rp + 2] == 'Z' || (*st)[rp + 2] == 'X')) break;
+      timespec ts{0, 1000000};
+      nanosleep(&ts, nullptr);
+    }
+  }
 }
 
 }  // namespace crbox::dump

@@ -3,13 +3,24 @@
 #include <time.h>
 
 #include "checkpoint/proc/misc.h"
+#include "runtime/registry.h"
 #include "util/files.h"
 
 namespace crbox::dump {
 
-std::optional<model::Sandbox> sandbox_of(pid_t) { return std::nullopt; }
+std::optional<model::Sandbox> sandbox_of(pid_t pid) {
+  auto rec = runtime::find_sandbox_of(pid);
+  if (!rec) return std::nullopt;
+  model::Sandbox sb;
+  sb.id = rec->id;
+  sb.spec = rec->spec;
+  return sb;
+}
 
-bool sandbox_init_of(pid_t) { return false; }
+bool sandbox_init_of(pid_t pid) {
+  auto rec = runtime::find_sandbox_of(pid);
+  return rec && rec->init_pid == pid;
+}
 
 model::TimeState sandbox_clocks(pid_t pid) {
   // The namespace's clocks are the host's plus its offsets (time_namespaces(7)).

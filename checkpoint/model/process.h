@@ -92,7 +92,7 @@ enum class FdKind : uint8_t {
   device = 1,     // a character device reopened by path (/dev/null, /dev/zero, /dev/urandom, ...)
   directory = 2,  // an O_DIRECTORY/O_PATH open of a directory
   stdio = 3,      // a terminal, pipe or socket on fd 0-2: becomes cr_restart's own
-  pipe = 4,       // reserved for pipes inside the tree
+  pipe = 4,       // one end of a pipe whose both ends are in the image (Fd::pipe_id names it)
 };
 
 struct Fd {
@@ -104,11 +104,24 @@ struct Fd {
   uint64_t pos = 0;
   uint32_t mode = 0;  // st_mode
   FileId file;
+  uint64_t pipe_id = 0;  // kind == pipe: the pipe's inode, the key into Image::pipes
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(fd), CEREAL_NVP(kind), CEREAL_NVP(path), CEREAL_NVP(flags), CEREAL_NVP(cloexec),
-      CEREAL_NVP(pos), CEREAL_NVP(mode), CEREAL_NVP(file));
+      CEREAL_NVP(pos), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(pipe_id));
+  }
+};
+
+// A pipe held inside the image, with the bytes that sat in it at the checkpoint.
+struct Pipe {
+  uint64_t id = 0;        // inode of the pipe at the checkpoint
+  uint32_t capacity = 0;  // F_GETPIPE_SZ
+  std::vector<uint8_t> data;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(id), CEREAL_NVP(capacity), CEREAL_NVP(data));
   }
 };
 
@@ -248,11 +261,12 @@ struct Image {
   int32_t root_pid = 0;          // the process the user named
   std::optional<Sandbox> sandbox;  // set when the processes lived in a crbox sandbox
   std::vector<Process> processes;  // parents before children
+  std::vector<Pipe> pipes;
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(hostname), CEREAL_NVP(created_unix_ns), CEREAL_NVP(root_pid), CEREAL_NVP(sandbox),
-      CEREAL_NVP(processes));
+      CEREAL_NVP(processes), CEREAL_NVP(pipes));
   }
 };
 

@@ -16,8 +16,9 @@ namespace crbox::restore {
 
 // --- In the new process, before it stops (throwing crbox::Error on failure) ---
 // files.cc: every fd at its number, flags and offset; stdio fds that were terminals, pipes or
-// sockets stay the ones inherited from cr_restart. `keep_fd` (the sync pipe) survives.
-void apply_files_in_child(const model::Process& p, int keep_fd);
+// sockets stay the ones inherited from cr_restart; pipes inside the image are made anew and
+// refilled. `keep_fd` (the sync pipe) survives.
+void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe>& pipes, int keep_fd);
 // task.cc: cwd, umask, rlimits, personality.
 void apply_task_in_child(const model::Process& p);
 

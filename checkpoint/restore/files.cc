@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "checkpoint/restore/apply.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/strings.h"
 
 namespace crbox::restore {
@@ -26,7 +28,29 @@ void check_file_sources(const model::Process& p) {
   }
 }
 
-void apply_files_in_child(const model::Process& p, int keep_fd) {
+namespace {
+
+// A new pipe for each pipe of the image, refilled with the bytes it held. Returns id -> {r, w}.
+std::map<uint64_t, std::pair<int, int>> make_pipes(const model::Process& p, const std::vector<model::Pipe>& pipes) {
+  std::map<uint64_t, std::pair<int, int>> out;
+  for (const auto& f : p.fds) {
+    if (f.kind != model::FdKind::pipe || out.count(f.pipe_id)) continue;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+    out[f.pipe_id] = {fds[0], fds[1]};
+    for (const auto& pd : pipes) {
+      if (pd.id != f.pipe_id) continue;
+      if (pd.capacity) fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(pd.capacity));
+      if (!pd.data.empty()) write_all(fds[1], pd.data.data(), pd.data.size(), "refilling a pipe");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe>& pipes, int keep_fd) {
+  auto made = make_pipes(p, pipes);
   // Open everything first at temporary numbers above the image's highest fd and ours, so opening
   // one never clobbers a descriptor still needed; then move each into place.
   int top = keep_fd;
@@ -37,7 +61,14 @@ void apply_files_in_child(const model::Process& p, int keep_fd) {
     wanted.insert(f.fd);
     if (f.kind == model::FdKind::stdio) continue;
     int flags = f.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
-    int fd = open(f.path.c_str(), flags | O_CLOEXEC | O_NOCTTY);
+    int fd = -1;
+    if (f.kind == model::FdKind::pipe) {
+      auto& ends = made.at(f.pipe_id);
+      fd = dup((flags & O_ACCMODE) == O_RDONLY ? ends.first : ends.second);
+      if (fd < 0 || fcntl(fd, F_SETFL, flags & O_NONBLOCK) != 0) throw_errno("fd " + std::to_string(f.fd) + ": pipe");
+    } else {
+      fd = open(f.path.c_str(), flags | O_CLOEXEC | O_NOCTTY);
+    }
     if (fd < 0) throw_errno("fd " + std::to_string(f.fd) + ": reopening " + f.path);
     if (f.kind == model::FdKind::regular && lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0)
       throw_errno("fd " + std::to_string(f.fd) + ": seeking " + f.path);
@@ -50,6 +81,7 @@ void apply_files_in_child(const model::Process& p, int keep_fd) {
   // Close what cr_restart had open that the image does not (keep the sync fd and the temporaries).
   std::set<int> temps;
   for (auto& [t, d] : moves) temps.insert(t);
+  for (auto& [id, ends] : made) temps.insert(ends.first), temps.insert(ends.second);
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) throw_errno("/proc/self/fd");
   std::vector<int> open_now;
@@ -62,6 +94,10 @@ void apply_files_in_child(const model::Process& p, int keep_fd) {
     bool stdio_kept = false;
     for (const auto& f : p.fds) stdio_kept = stdio_kept || (f.fd == fd && f.kind == model::FdKind::stdio);
     if (!stdio_kept) close(fd);
+  }
+  for (auto& [id, ends] : made) {
+    close(ends.first);
+    close(ends.second);
   }
   for (auto& [t, d] : moves) {
     if (dup2(t, d) < 0) throw_errno("dup2 to fd " + std::to_string(d));

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -31,6 +33,13 @@ void report_and_exit(int fd, const std::string& msg) {
   _exit(1);
 }
 
+bool is_zombie(pid_t pid) {
+  auto st = try_read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!st) return false;
+  auto rp = st->rfind(')');
+  return rp != std::string::npos && rp + 2 < st->size() && (*st)[rp + 2] == 'Z';
+}
+
 }  // namespace
 
 pid_t clone_with_pid(pid_t pid) {
@@ -42,7 +51,16 @@ pid_t clone_with_pid(pid_t pid) {
     args.set_tid_size = 1;
   }
   long r = syscall(SYS_clone3, &args, sizeof args);
+  // A process killed a moment ago (cr_checkpoint --kill) may still be a zombie waiting for its
+  // parent to reap it: give the parent a moment.
+  for (int i = 0; r < 0 && errno == EEXIST && i < 200 && is_zombie(pid); i++) {
+    timespec ts{0, 10000000};
+    nanosleep(&ts, nullptr);
+    r = syscall(SYS_clone3, &args, sizeof args);
+  }
   if (r < 0) {
+    if (errno == EEXIST && is_zombie(pid))
+      throw Error("pid " + std::to_string(pid) + " is still held by a zombie its parent has not reaped; restart with --no-restore-pid");
     if (errno == EEXIST)
       throw Error("pid " + std::to_string(pid) + " is in use by another process; stop it, or restart with --no-restore-pid");
     if (errno == EINVAL && pid > 0)

@@ -30,13 +30,13 @@ int stop_signal_for(const RestoreOptions& opt) {
 }
 
 // What the new process does for itself before it stops.
-void child_setup(const model::Process& p, const RestoreOptions& opt, int sync_fd) {
+void child_setup(const model::Image& img, const model::Process& p, const RestoreOptions& opt, int sync_fd) {
   if (opt.restore_sid && p.sid == p.pid) {
     if (setsid() < 0) throw_errno("setsid");
   } else if (opt.restore_pgid && p.pgid == p.pid) {
     if (setpgid(0, 0) < 0) throw_errno("setpgid");
   }
-  apply_files_in_child(p, sync_fd);
+  apply_files_in_child(p, img.pipes, sync_fd);
   apply_task_in_child(p);
 }
 
@@ -86,7 +86,7 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   if (img.sandbox) return restart_sandboxed(opt, img, reader, stop_signal, on_restored);
 
   uint64_t tramp = choose_trampoline(p);
-  Puppet pp(opt.restore_pid ? p.pid : 0, tramp, [&](int sync_fd) { child_setup(p, opt, sync_fd); });
+  Puppet pp(opt.restore_pid ? p.pid : 0, tramp, [&](int sync_fd) { child_setup(img, p, opt, sync_fd); });
   restore_into(pp, p, reader, stop_signal);
   Restored r{pp.pid(), pp.pid()};
   if (on_restored) on_restored(r);
