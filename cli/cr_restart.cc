@@ -124,9 +124,18 @@ int main(int argc, char** argv) {
       if (detach) _exit(0);
     });
     return status;
+  } catch (const Error& e) {
+    std::cerr << "cr_restart: " << e.what() << "\n";
+    if (!restored) {
+      const std::string& specific = e.kind() == FailureKind::temporary     ? on_fail_temp
+                                    : e.kind() == FailureKind::environment ? on_fail_env
+                                                                           : on_fail_perm;
+      run_hook(specific.empty() ? on_failure : specific, "failure");
+    }
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "cr_restart: " << e.what() << "\n";
-    if (!restored) run_hook(on_failure, "failure");
+    if (!restored) run_hook(on_fail_perm.empty() ? on_failure : on_fail_perm, "failure");
     return 1;
   }
 }

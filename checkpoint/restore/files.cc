@@ -24,7 +24,8 @@ void check_file_sources(const model::Process& p) {
       continue;
     struct stat st {};
     if (stat(f.path.c_str(), &st) != 0)
-      throw Error("fd " + std::to_string(f.fd) + ": " + f.path + " is missing: " + std::strerror(errno));
+      throw Error("fd " + std::to_string(f.fd) + ": " + f.path + " is missing: " + std::strerror(errno),
+                  FailureKind::environment);
   }
 }
 

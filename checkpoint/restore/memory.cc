@@ -46,8 +46,10 @@ bool same_file(const model::FileId& a, const struct stat& st) {
 void check_file(const std::string& path, const model::FileId& id, const std::string& use) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
-    throw Error(path + " (" + use + ") is missing: " + std::strerror(errno));
-  if (!same_file(id, st)) throw Error(path + " (" + use + ") has changed since the checkpoint (size, mtime or inode differ)");
+    throw Error(path + " (" + use + ") is missing: " + std::strerror(errno), FailureKind::environment);
+  if (!same_file(id, st))
+    throw Error(path + " (" + use + ") has changed since the checkpoint (size, mtime or inode differ)",
+                FailureKind::environment);
 }
 
 uint64_t own_vdso_hash() {
@@ -73,7 +75,8 @@ void check_memory_sources(const model::Process& p) {
   }
   check_file(p.mm.exe, p.mm.exe_id, "the executable");
   if (p.mm.vdso_hash && p.mm.vdso_hash != own_vdso_hash())
-    throw Error("this kernel's vDSO differs from the one the image was taken with; restart it on a machine running the same kernel");
+    throw Error("this kernel's vDSO differs from the one the image was taken with; restart it on a machine running the same kernel",
+                FailureKind::environment);
 }
 
 void replace_address_space(Puppet& pp, const model::Process& p) {

@@ -60,9 +60,11 @@ pid_t clone_with_pid(pid_t pid) {
   }
   if (r < 0) {
     if (errno == EEXIST && is_zombie(pid))
-      throw Error("pid " + std::to_string(pid) + " is still held by a zombie its parent has not reaped; restart with --no-restore-pid");
+      throw Error("pid " + std::to_string(pid) + " is still held by a zombie its parent has not reaped; restart with --no-restore-pid",
+                  FailureKind::temporary);
     if (errno == EEXIST)
-      throw Error("pid " + std::to_string(pid) + " is in use by another process; stop it, or restart with --no-restore-pid");
+      throw Error("pid " + std::to_string(pid) + " is in use by another process; stop it, or restart with --no-restore-pid",
+                  FailureKind::temporary);
     if (errno == EINVAL && pid > 0)
       throw Error("pid " + std::to_string(pid) + " cannot be created here (above pid_max?); restart with --no-restore-pid");
     throw_errno("creating the process" + (pid > 0 ? " with pid " + std::to_string(pid) : std::string()));
@@ -205,8 +207,11 @@ void Puppet::release(const model::Thread& t, int stop_signal) {
     // the signal itself is still delivered with tgkill.
     if (syscall(SYS_rt_tgsigqueueinfo, pid_, pid_, si.si_signo, &si) != 0) syscall(SYS_tgkill, pid_, pid_, si.si_signo);
   }
+  // A signal sent while the process is still stopped is acted on once it is detached (SIGKILL at
+  // once: then there is nothing left to detach from).
   if (stop_signal) ::kill(pid_, stop_signal);
-  if (ptrace(PTRACE_DETACH, pid_, 0, 0) != 0) throw_errno("detaching from the restored process");
+  if (ptrace(PTRACE_DETACH, pid_, 0, 0) != 0 && !(errno == ESRCH && stop_signal == SIGKILL))
+    throw_errno("detaching from the restored process");
   released_ = true;
   inj_.reset();
 }
