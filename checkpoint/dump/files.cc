@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "checkpoint/dump/collect.h"
 #include "checkpoint/proc/fdinfo.h"
@@ -81,6 +82,19 @@ void collect_files(pid_t pid, model::Process& p) {
   closedir(d);
   std::sort(fds.begin(), fds.end());
 
+  // A file or directory the process reaches by a path that, seen from its own root, leads
+  // elsewhere (or nowhere) was opened outside its mount namespace, or is shadowed by a mount made
+  // since: a sandboxed program's stdout redirected to a host file, or its cwd under the host's
+  // /tmp. Reached through /proc/PID/root, which resolves in the process's mount namespace.
+  auto reachable = [&](const std::string& path, const struct stat& st) {
+    struct stat there {};
+    return stat((base + "/root" + path).c_str(), &there) == 0 && there.st_dev == st.st_dev && there.st_ino == st.st_ino;
+  };
+  {
+    struct stat cst {};
+    if (stat((base + "/cwd").c_str(), &cst) == 0) p.cwd_outside = !reachable(p.cwd, cst);
+  }
+
   p.fds.clear();
   for (int fd : fds) {
     std::string link = base + "/fd/" + std::to_string(fd);
@@ -103,6 +117,7 @@ void collect_files(pid_t pid, model::Process& p) {
     f.pos = info.pos;
     f.mode = st.st_mode;
     f.file = file_id(st);
+    f.outside = !target.empty() && target[0] == '/' && !reachable(target, st);
 
     bool on_stdio = fd <= 2;
     if (S_ISREG(st.st_mode)) {

@@ -105,11 +105,15 @@ struct Fd {
   uint32_t mode = 0;  // st_mode
   FileId file;
   uint64_t pipe_id = 0;  // kind == pipe: the pipe's inode, the key into Image::pipes
+  // The file sits on a mount outside the process's mount namespace (a sandboxed program's
+  // stdout redirected to a host file, say): cr_restart reopens it in its own namespace and hands
+  // it down, since the path cannot be reached from inside the new sandbox.
+  bool outside = false;
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(fd), CEREAL_NVP(kind), CEREAL_NVP(path), CEREAL_NVP(flags), CEREAL_NVP(cloexec),
-      CEREAL_NVP(pos), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(pipe_id));
+      CEREAL_NVP(pos), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(pipe_id), CEREAL_NVP(outside));
   }
 };
 
@@ -222,13 +226,15 @@ struct Process {
   std::vector<Vma> vmas;
   std::vector<Fd> fds;
   std::vector<Thread> threads;                   // threads[0] is the leader
+  bool cwd_outside = false;  // the cwd is on a mount outside the process's mount namespace (see Fd)
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(pid), CEREAL_NVP(ppid), CEREAL_NVP(pgid), CEREAL_NVP(sid), CEREAL_NVP(host_pid),
       CEREAL_NVP(comm), CEREAL_NVP(creds), CEREAL_NVP(umask), CEREAL_NVP(cwd), CEREAL_NVP(root),
       CEREAL_NVP(personality), CEREAL_NVP(rlimits), CEREAL_NVP(sigactions), CEREAL_NVP(shared_pending),
-      CEREAL_NVP(itimers), CEREAL_NVP(mm), CEREAL_NVP(vmas), CEREAL_NVP(fds), CEREAL_NVP(threads));
+      CEREAL_NVP(itimers), CEREAL_NVP(mm), CEREAL_NVP(vmas), CEREAL_NVP(fds), CEREAL_NVP(threads),
+      CEREAL_NVP(cwd_outside));
   }
 };
 

@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <functional>
+#include <map>
 #include <string>
 
 #include "checkpoint/image/bundle.h"
@@ -18,15 +20,22 @@ namespace crbox::restore {
 // files.cc: every fd at its number, flags and offset; stdio fds that were terminals, pipes or
 // sockets stay the ones inherited from cr_restart; pipes inside the image are made anew and
 // refilled. `keep_fd` (the sync pipe) survives.
-void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe>& pipes, int keep_fd);
-// task.cc: cwd, umask, rlimits, personality.
-void apply_task_in_child(const model::Process& p);
+void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe>& pipes, int keep_fd,
+                          const std::map<int, int>& preopened = {});
+// files.cc, in cr_restart before a sandbox is made: opens the files that lived outside the
+// sandbox's mount namespace; returns image fd -> inherited fd, for apply_files_in_child.
+std::map<int, int> open_outside_files(const model::Process& p);
+// task.cc: cwd (through `cwd_fd` when it is >= 0: a directory cr_restart opened outside a
+// sandbox), umask, rlimits, personality.
+void apply_task_in_child(const model::Process& p, int cwd_fd = -1);
 
 // --- Checks in cr_restart before anything is created ---
+// `host_path` turns a path as the process saw it into one cr_restart can check ("" = cannot be
+// seen from here, skip).
 // memory.cc: every mapped file still exists and is the same file; the vDSO matches ours.
-void check_memory_sources(const model::Process& p);
+void check_memory_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path);
 // files.cc: every file to reopen exists.
-void check_file_sources(const model::Process& p);
+void check_file_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path);
 
 // --- Injected into the puppet ---
 // memory.cc: replaces the puppet's address space with the image's layout (pages not yet filled).

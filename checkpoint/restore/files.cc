@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -18,12 +19,14 @@
 
 namespace crbox::restore {
 
-void check_file_sources(const model::Process& p) {
+void check_file_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path) {
   for (const auto& f : p.fds) {
     if (f.kind != model::FdKind::regular && f.kind != model::FdKind::device && f.kind != model::FdKind::directory)
       continue;
+    std::string path = f.outside ? f.path : host_path(f.path);
+    if (path.empty()) continue;  // not visible from here (a sandbox's private /tmp)
     struct stat st {};
-    if (stat(f.path.c_str(), &st) != 0)
+    if (stat(path.c_str(), &st) != 0)
       throw Error("fd " + std::to_string(f.fd) + ": " + f.path + " is missing: " + std::strerror(errno),
                   FailureKind::environment);
   }
@@ -50,7 +53,24 @@ std::map<uint64_t, std::pair<int, int>> make_pipes(const model::Process& p, cons
 
 }  // namespace
 
-void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe>& pipes, int keep_fd) {
+std::map<int, int> open_outside_files(const model::Process& p) {
+  std::map<int, int> out;
+  for (const auto& f : p.fds) {
+    if (!f.outside || f.kind == model::FdKind::stdio || f.kind == model::FdKind::pipe) continue;
+    int flags = f.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+    // Not O_CLOEXEC: the descriptor travels through the sandbox's init to the puppet.
+    int fd = open(f.path.c_str(), flags | O_NOCTTY);
+    if (fd < 0) throw_errno("fd " + std::to_string(f.fd) + ": reopening " + f.path, errno);
+    int high = fcntl(fd, F_DUPFD, 700);
+    close(fd);
+    if (high < 0) throw_errno("fcntl F_DUPFD");
+    out[f.fd] = high;
+  }
+  return out;
+}
+
+void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe>& pipes, int keep_fd,
+                          const std::map<int, int>& preopened) {
   auto made = make_pipes(p, pipes);
   // Open everything first at temporary numbers above the image's highest fd and ours, so opening
   // one never clobbers a descriptor still needed; then move each into place.
@@ -67,6 +87,8 @@ void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe
       auto& ends = made.at(f.pipe_id);
       fd = dup((flags & O_ACCMODE) == O_RDONLY ? ends.first : ends.second);
       if (fd < 0 || fcntl(fd, F_SETFL, flags & O_NONBLOCK) != 0) throw_errno("fd " + std::to_string(f.fd) + ": pipe");
+    } else if (preopened.count(f.fd)) {
+      fd = preopened.at(f.fd);
     } else {
       fd = open(f.path.c_str(), flags | O_CLOEXEC | O_NOCTTY);
     }

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <functional>
 #include <map>
 
 #include "checkpoint/image/bundle.h"
@@ -68,12 +69,14 @@ std::optional<proc::MapsEntry> find_named(const std::vector<proc::MapsEntry>& ma
 
 }  // namespace
 
-void check_memory_sources(const model::Process& p) {
+void check_memory_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path) {
   for (const auto& v : p.vmas) {
-    if (v.kind == model::VmaKind::file_private || v.kind == model::VmaKind::file_shared)
-      check_file(v.name, v.file, "mapped at " + hex(v.start));
+    if (v.kind != model::VmaKind::file_private && v.kind != model::VmaKind::file_shared) continue;
+    std::string path = host_path(v.name);
+    if (!path.empty()) check_file(path, v.file, "mapped at " + hex(v.start));
   }
-  check_file(p.mm.exe, p.mm.exe_id, "the executable");
+  std::string exe = host_path(p.mm.exe);
+  if (!exe.empty()) check_file(exe, p.mm.exe_id, "the executable");
   if (p.mm.vdso_hash && p.mm.vdso_hash != own_vdso_hash())
     throw Error("this kernel's vDSO differs from the one the image was taken with; restart it on a machine running the same kernel",
                 FailureKind::environment);

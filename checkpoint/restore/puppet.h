@@ -37,6 +37,7 @@ class Puppet {
   uint64_t scratch() const { return tramp_ + 4096; }
   uint64_t scratch_size() const { return (kTrampolinePages - 1) * 4096; }
   int child_sync_fd() const { return child_sync_fd_; }
+  void set_child_sync_fd(int fd) { child_sync_fd_ = fd; }
 
   // Waits for the process to report ready, then seizes and stops it.
   void take_control();

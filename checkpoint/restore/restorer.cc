@@ -79,8 +79,18 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   if (p.threads.size() != 1)
     throw Error(name + ": pid " + std::to_string(p.pid) + " has " + std::to_string(p.threads.size()) +
                 " threads; restarting multi-threaded processes is not supported yet");
-  check_memory_sources(p);
-  check_file_sources(p);
+  // Paths as the process saw them; in a sandbox, under its rootfs, and its private /tmp and /proc
+  // are not visible from here.
+  std::function<std::string(const std::string&)> host_path = [](const std::string& s) { return s; };
+  if (img.sandbox) {
+    std::string root = img.sandbox->spec.rootfs;
+    host_path = [root](const std::string& s) -> std::string {
+      if (s.rfind("/tmp/", 0) == 0 || s.rfind("/proc/", 0) == 0) return "";
+      return root.empty() ? s : root + s;
+    };
+  }
+  check_memory_sources(p, host_path);
+  check_file_sources(p, host_path);
   int stop_signal = stop_signal_for(opt);
 
   if (img.sandbox) return restart_sandboxed(opt, img, reader, stop_signal, on_restored);
