@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ static pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd,
     dup2(devnull, 0);
     dup2(out_fd, 1);
     dup2(err_fd, 2);
+    // Nothing the test runner inherited (a CI agent's pipes, say) leaks into the programs under test.
+    syscall(SYS_close_range, 3, ~0u, 0);
     if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(125);
     execv(args[0], args.data());
     _exit(127);
