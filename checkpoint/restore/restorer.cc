@@ -55,6 +55,8 @@ void restore_into(Puppet& pp, const model::Process& p, image::BundleReader& read
   apply_timers(pp, p);
   const model::Thread& leader = p.threads.at(0);
   apply_thread_state(pp, leader);
+  // The name (/proc/PID/comm) is the puppet's, inherited from cr_restart, until set (prctl(2) PR_SET_NAME).
+  pp.check("restoring the process name", SYS_prctl, PR_SET_NAME, pp.put_string(p.comm.substr(0, 15)));
   pp.check("closing the restore channel", SYS_close, static_cast<uint64_t>(pp.child_sync_fd()));
   pp.check("PR_SET_PDEATHSIG", SYS_prctl, PR_SET_PDEATHSIG, 0);
   apply_creds(pp, p.creds);
