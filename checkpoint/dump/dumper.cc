@@ -1,5 +1,6 @@
 #include "checkpoint/dump/dumper.h"
 
+#include <dirent.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "checkpoint/proc/status.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/strings.h"
 
 namespace crbox::dump {
 
@@ -59,6 +61,28 @@ model::Process dump_one(pid_t pid, const FrozenProcess& fp) {
   return p;
 }
 
+// A task that `pid` traces, or 0 (TracerPid in /proc/*/status, proc(5)).
+pid_t traced_by(pid_t pid) {
+  DIR* d = opendir("/proc");
+  if (!d) return 0;
+  pid_t found = 0;
+  while (dirent* e = readdir(d)) {
+    auto v = parse_u64(e->d_name);
+    if (!v) continue;
+    auto text = try_read_file(std::string("/proc/") + e->d_name + "/status");
+    if (!text) continue;
+    auto pos = text->find("TracerPid:");
+    if (pos == std::string::npos) continue;
+    auto tracer = parse_i64(trim(std::string_view(*text).substr(pos + 10, text->find('\n', pos) - pos - 10)));
+    if (tracer && *tracer == pid) {
+      found = static_cast<pid_t>(*v);
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
 }  // namespace
 
 void check_dumpable(pid_t pid, const DumpOptions& opt) {
@@ -75,6 +99,10 @@ void check_dumpable(pid_t pid, const DumpOptions& opt) {
   if (status.tracer_pid != 0 && opt.ptraced != TracedPolicy::allow)
     throw Error("pid " + pid_s(pid) + " is already traced by pid " + pid_s(status.tracer_pid) +
                 " (a debugger?); detach it first");
+  if (opt.ptracer == TracedPolicy::error) {
+    if (pid_t tracee = traced_by(pid))
+      throw Error("pid " + pid_s(pid) + " is tracing pid " + pid_s(tracee) + " (a debugger?); crbox cannot take a tracer");
+  }
   if (sandbox_init_of(pid)) throw Error("pid " + pid_s(pid) + " is the init of a crbox sandbox; checkpoint its application's pid instead");
   if (opt.scope == Scope::tree && !children_of(pid).empty())
     throw Error("pid " + pid_s(pid) + " has child processes; checkpointing process trees is not supported yet (use --pid to take it alone)");
@@ -90,7 +118,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   auto sandbox = sandbox_of(pid);
 
   DumpStats stats;
-  FrozenProcess fp(pid);
+  FrozenProcess fp(pid, sandbox ? &sandbox->cgroups : nullptr);
   model::Image img;
   utsname u{};
   uname(&u);
@@ -102,7 +130,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   for (const auto& p : img.processes) collect_pipes(p.host_pid, p, img.pipes);
   img.root_pid = img.processes[0].pid;
   if (sandbox) {
-    img.sandbox = *sandbox;
+    img.sandbox = sandbox->sandbox;
     img.sandbox->time = sandbox_clocks(pid);
     // Inside a sandbox the parent is the crbox init, pid 1 of its namespace.
     img.processes[0].ppid = 1;

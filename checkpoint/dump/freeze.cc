@@ -13,6 +13,7 @@
 #include <cstring>
 #include <set>
 
+#include "runtime/cgroup.h"
 #include "util/deadline.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -53,7 +54,8 @@ void requeue(const FrozenTask& t) {
 
 }  // namespace
 
-FrozenProcess::FrozenProcess(pid_t pid) : pid_(pid) {
+FrozenProcess::FrozenProcess(pid_t pid, const runtime::CgroupPaths* freezer) : pid_(pid) {
+  if (freezer && !freezer->freezer.empty()) freezer_ = *freezer;
   try {
     seize_all();
   } catch (...) {
@@ -73,11 +75,11 @@ FrozenProcess::~FrozenProcess() {
 
 uint64_t FrozenProcess::frozen_us() const { return frozen_at_ns_ ? (now_ns() - frozen_at_ns_) / 1000 : 0; }
 
-void FrozenProcess::seize_one(pid_t tid) {
+bool FrozenProcess::attach(pid_t tid) {
   // PTRACE_SEIZE does not stop the task; PTRACE_INTERRUPT then makes it report a
   // PTRACE_EVENT_STOP (ptrace(2), "PTRACE_INTERRUPT").
   if (ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
-    if (errno == ESRCH) return;  // exited meanwhile
+    if (errno == ESRCH) return false;  // exited meanwhile
     if (errno == EPERM)
       throw Error("cannot trace pid " + std::to_string(tid) + ": permission denied (is it traced already?)");
     throw_errno("seizing pid " + std::to_string(tid));
@@ -87,6 +89,11 @@ void FrozenProcess::seize_one(pid_t tid) {
   t.tgid = pid_;
   tasks_.push_back(t);
   if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 && errno != ESRCH) throw_errno("interrupting pid " + std::to_string(tid));
+  return true;
+}
+
+bool FrozenProcess::wait_stopped(FrozenTask& t) {
+  pid_t tid = t.tid;
   for (unsigned spins = 0;; spins++) {
     int st = 0;
     // Poll rather than block: a task in uninterruptible sleep does not stop until it wakes, and
@@ -100,16 +107,10 @@ void FrozenProcess::seize_one(pid_t tid) {
     }
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (errno == ECHILD) {  // exited before stopping
-        tasks_.pop_back();
-        return;
-      }
+      if (errno == ECHILD) return false;  // exited before stopping
       throw_errno("waiting for pid " + std::to_string(tid) + " to stop");
     }
-    if (WIFEXITED(st) || WIFSIGNALED(st)) {
-      tasks_.pop_back();
-      return;
-    }
+    if (WIFEXITED(st) || WIFSIGNALED(st)) return false;
     if (!WIFSTOPPED(st)) continue;
     if ((st >> 16) == PTRACE_EVENT_STOP) break;
     // A signal-delivery-stop came first: the signal was dequeued. Keep it so it is both saved as
@@ -117,30 +118,42 @@ void FrozenProcess::seize_one(pid_t tid) {
     int sig = WSTOPSIG(st);
     siginfo_t si{};
     if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0) {
-      tasks_.back().delivered_signal = sig;
-      tasks_.back().delivered_siginfo.assign(reinterpret_cast<uint8_t*>(&si),
-                                             reinterpret_cast<uint8_t*>(&si) + sizeof si);
+      t.delivered_signal = sig;
+      t.delivered_siginfo.assign(reinterpret_cast<uint8_t*>(&si), reinterpret_cast<uint8_t*>(&si) + sizeof si);
     }
     if (ptrace(PTRACE_CONT, tid, 0, 0) != 0 && errno != ESRCH) throw_errno("resuming pid " + std::to_string(tid));
     if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 && errno != ESRCH)
       throw_errno("interrupting pid " + std::to_string(tid));
   }
   if (!frozen_at_ns_) frozen_at_ns_ = now_ns();
+  return true;
 }
 
 void FrozenProcess::seize_all() {
   std::set<pid_t> seen;
-  // Threads may be created while we stop others: list again until the set is stable.
-  for (;;) {
-    auto tids = list_tasks(pid_);
-    bool fresh = false;
-    for (pid_t t : tids) {
-      if (seen.count(t)) continue;
-      seen.insert(t);
-      fresh = true;
-      seize_one(t);
+  // Threads may be created while we stop others: list again until the set is stable. With a
+  // freezer cgroup, the whole group is frozen while tasks are seized and interrupted, so they all
+  // stop at once when it thaws (the interrupt is delivered as they leave the freezer).
+  for (bool first = true;; first = false) {
+    if (first && freezer_) runtime::set_frozen(*freezer_, true);
+    size_t before = tasks_.size();
+    try {
+      for (pid_t t : list_tasks(pid_)) {
+        if (seen.insert(t).second) attach(t);
+      }
+    } catch (...) {
+      if (first && freezer_) runtime::set_frozen(*freezer_, false);
+      throw;
     }
-    if (!fresh) break;
+    if (first && freezer_) runtime::set_frozen(*freezer_, false);
+    if (tasks_.size() == before) break;
+    for (size_t i = before; i < tasks_.size();) {
+      if (wait_stopped(tasks_[i])) {
+        i++;
+      } else {
+        tasks_.erase(tasks_.begin() + static_cast<long>(i));
+      }
+    }
   }
   if (tasks_.empty()) throw Error("pid " + std::to_string(pid_) + " exited before it could be stopped");
   // The leader first, then threads by tid.

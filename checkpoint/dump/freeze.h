@@ -7,8 +7,11 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "runtime/cgroup.h"
 
 namespace crbox::dump {
 
@@ -25,7 +28,8 @@ struct FrozenTask {
 
 class FrozenProcess {
  public:
-  explicit FrozenProcess(pid_t pid);
+  // With `freezer`, the sandbox's freezer cgroup is frozen while the tasks are seized.
+  explicit FrozenProcess(pid_t pid, const runtime::CgroupPaths* freezer = nullptr);
   ~FrozenProcess();
   FrozenProcess(const FrozenProcess&) = delete;
   FrozenProcess& operator=(const FrozenProcess&) = delete;
@@ -40,7 +44,9 @@ class FrozenProcess {
 
  private:
   void seize_all();
-  void seize_one(pid_t tid);
+  bool attach(pid_t tid);
+  bool wait_stopped(FrozenTask& t);
+  std::optional<runtime::CgroupPaths> freezer_;
   pid_t pid_;
   std::vector<FrozenTask> tasks_;
   uint64_t frozen_at_ns_ = 0;

@@ -8,13 +8,14 @@
 
 namespace crbox::dump {
 
-std::optional<model::Sandbox> sandbox_of(pid_t pid) {
+std::optional<SandboxInfo> sandbox_of(pid_t pid) {
   auto rec = runtime::find_sandbox_of(pid);
   if (!rec) return std::nullopt;
-  model::Sandbox sb;
-  sb.id = rec->id;
-  sb.spec = rec->spec;
-  return sb;
+  SandboxInfo info;
+  info.sandbox.id = rec->id;
+  info.sandbox.spec = rec->spec;
+  info.cgroups = rec->cgroups;
+  return info;
 }
 
 bool sandbox_init_of(pid_t pid) {

@@ -7,10 +7,15 @@
 #include <optional>
 
 #include "checkpoint/model/process.h"
+#include "runtime/cgroup.h"
 
 namespace crbox::dump {
 
-std::optional<model::Sandbox> sandbox_of(pid_t pid);
+struct SandboxInfo {
+  model::Sandbox sandbox;       // what goes into the bundle
+  runtime::CgroupPaths cgroups;  // its freezer, for the dump
+};
+std::optional<SandboxInfo> sandbox_of(pid_t pid);
 bool sandbox_init_of(pid_t pid);
 // CLOCK_MONOTONIC and CLOCK_BOOTTIME as seen inside the pid's time namespace, now.
 model::TimeState sandbox_clocks(pid_t pid);
