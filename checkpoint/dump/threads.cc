@@ -12,6 +12,8 @@
 #include "checkpoint/dump/collect.h"
 #include "checkpoint/dump/signals.h"
 #include "util/error.h"
+#include "util/files.h"
+#include "util/strings.h"
 #include "util/remote_mem.h"
 
 namespace crbox::dump {
@@ -50,6 +52,8 @@ void collect_thread_registers(const FrozenProcess& fp, model::Process& p) {
     model::Thread th;
     pid_t tid = t.tid;
     th.tid = tid;  // translated to the image's namespace by the caller
+    if (auto c = try_read_file("/proc/" + std::to_string(fp.pid()) + "/task/" + std::to_string(tid) + "/comm"))
+      th.comm = std::string(trim(*c));
     // The registers as they are at the stop; the restartable-syscall fix-up happens here so the
     // image holds what a fresh task must resume with.
     arch::GpRegs gp = arch::get_gp(tid);

@@ -163,12 +163,14 @@ struct Thread {
   uint32_t rseq_len = 0, rseq_sig = 0;
   uint64_t robust_list = 0, robust_list_len = 0;
   uint64_t clear_child_tid = 0;
+  std::string comm;  // /proc/PID/task/TID/comm
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(tid), CEREAL_NVP(regs), CEREAL_NVP(sigmask), CEREAL_NVP(pending), CEREAL_NVP(altstack_sp),
       CEREAL_NVP(altstack_size), CEREAL_NVP(altstack_flags), CEREAL_NVP(rseq_addr), CEREAL_NVP(rseq_len),
-      CEREAL_NVP(rseq_sig), CEREAL_NVP(robust_list), CEREAL_NVP(robust_list_len), CEREAL_NVP(clear_child_tid));
+      CEREAL_NVP(rseq_sig), CEREAL_NVP(robust_list), CEREAL_NVP(robust_list_len), CEREAL_NVP(clear_child_tid),
+      CEREAL_NVP(comm));
   }
 };
 

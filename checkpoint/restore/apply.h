@@ -46,11 +46,13 @@ void fill_pages(Puppet& pp, const image::PageBatch& b);
 void finish_address_space(Puppet& pp, const model::Process& p);
 // signals.cc: every signal's disposition.
 void apply_signals(Puppet& pp, const model::Process& p);
-// threads.cc: the leader's altstack, rseq, robust list, clear_child_tid (registers come last).
-void apply_thread_state(Puppet& pp, const model::Thread& t);
+// threads.cc: one thread's altstack, rseq, robust list, clear_child_tid and name, injected through
+// `inj` (the leader's or a created thread's); registers come last (Puppet::release).
+void apply_thread_state(Puppet& pp, arch::Injector& inj, const model::Thread& t);
 // timers.cc: interval timers.
 void apply_timers(Puppet& pp, const model::Process& p);
-// creds.cc: groups, uids, gids, capabilities, securebits, no_new_privs.
-void apply_creds(Puppet& pp, const model::Creds& c);
+// creds.cc: groups, uids, gids, capabilities, securebits, no_new_privs — all per task in the
+// kernel, so applied to each thread through its injector.
+void apply_creds(Puppet& pp, arch::Injector& inj, const model::Creds& c);
 
 }  // namespace crbox::restore

@@ -11,25 +11,25 @@
 
 namespace crbox::restore {
 
-void apply_creds(Puppet& pp, const model::Creds& c) {
+void apply_creds(Puppet& pp, arch::Injector& inj, const model::Creds& c) {
   // The image's securebits while we still hold CAP_SETPCAP, plus KEEP_CAPS so the permitted set
   // survives the uid change below (unless the image locked that bit off).
   uint32_t bits = c.securebits;
   if (!(bits & SECBIT_KEEP_CAPS_LOCKED)) bits |= SECBIT_KEEP_CAPS;
-  pp.check("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, bits);
+  inj.check("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, bits);
   // Bounding set first: dropping needs CAP_SETPCAP, which the image's set may lack.
   for (int cap = 0; cap <= 63; cap++) {
     if (c.cap_bnd & (1ull << cap)) continue;
-    long r = pp.call(SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap));
+    long r = inj.call(SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap));
     if (r == -EINVAL) break;  // past the last capability this kernel knows
     if (r < 0) throw_errno("dropping capability " + std::to_string(cap) + " from the bounding set", static_cast<int>(-r));
   }
   uint64_t groups = pp.put(c.groups.data(), c.groups.size() * sizeof(uint32_t), 0);
-  pp.check("setgroups", SYS_setgroups, c.groups.size(), groups);
-  pp.check("setresgid", SYS_setresgid, c.gids[0], c.gids[1], c.gids[2]);
-  pp.check("setfsgid", SYS_setfsgid, c.gids[3]);
-  pp.check("setresuid", SYS_setresuid, c.uids[0], c.uids[1], c.uids[2]);
-  pp.check("setfsuid", SYS_setfsuid, c.uids[3]);
+  inj.check("setgroups", SYS_setgroups, c.groups.size(), groups);
+  inj.check("setresgid", SYS_setresgid, c.gids[0], c.gids[1], c.gids[2]);
+  inj.check("setfsgid", SYS_setfsgid, c.gids[3]);
+  inj.check("setresuid", SYS_setresuid, c.uids[0], c.uids[1], c.uids[2]);
+  inj.check("setfsuid", SYS_setfsuid, c.uids[3]);
 
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
@@ -41,16 +41,16 @@ void apply_creds(Puppet& pp, const model::Creds& c) {
   data[1].inheritable = static_cast<uint32_t>(c.cap_inh >> 32);
   uint64_t h = pp.put(&hdr, sizeof hdr, 512);
   uint64_t d = pp.put(data, sizeof data, 1024);
-  pp.check("capset", SYS_capset, h, d);
+  inj.check("capset", SYS_capset, h, d);
   for (int cap = 0; cap <= 63; cap++) {
     if (!(c.cap_amb & (1ull << cap))) continue;
-    pp.check("raising ambient capability " + std::to_string(cap), SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+    inj.check("raising ambient capability " + std::to_string(cap), SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
              static_cast<uint64_t>(cap), 0, 0);
   }
   // PR_SET_KEEPCAPS needs no privilege: it puts the image's own KEEP_CAPS bit back.
   if (bits != c.securebits)
-    pp.check("PR_SET_KEEPCAPS", SYS_prctl, PR_SET_KEEPCAPS, (c.securebits & SECBIT_KEEP_CAPS) ? 1 : 0);
-  if (c.no_new_privs) pp.check("PR_SET_NO_NEW_PRIVS", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    inj.check("PR_SET_KEEPCAPS", SYS_prctl, PR_SET_KEEPCAPS, (c.securebits & SECBIT_KEEP_CAPS) ? 1 : 0);
+  if (c.no_new_privs) inj.check("PR_SET_NO_NEW_PRIVS", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
 }  // namespace crbox::restore

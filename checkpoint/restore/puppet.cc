@@ -136,6 +136,9 @@ Puppet::~Puppet() {
 
 void Puppet::kill() {
   if (pid_ <= 0 || released_) return;
+  for (auto& [t, inj] : threads_) inj->release();
+  threads_.clear();
+  if (inj_) inj_->release();
   inj_.reset();
   ::kill(pid_, SIGKILL);
   if (is_child_) waitpid(pid_, nullptr, __WALL);
@@ -173,7 +176,7 @@ void Puppet::take_control() {
   }
   // Injected syscalls must pass the sandbox's seccomp filter, if the puppet got one already
   // (ptrace(2), PTRACE_O_SUSPEND_SECCOMP: settable only in a ptrace stop).
-  ptrace(PTRACE_SETOPTIONS, pid_, 0, PTRACE_O_EXITKILL | PTRACE_O_SUSPEND_SECCOMP);
+  ptrace(PTRACE_SETOPTIONS, pid_, 0, PTRACE_O_EXITKILL | PTRACE_O_SUSPEND_SECCOMP | PTRACE_O_TRACECLONE);
   inj_ = std::make_unique<arch::Injector>(pid_, tramp_);
 }
 
@@ -185,34 +188,90 @@ uint64_t Puppet::put(const void* data, size_t len, size_t offset) {
 
 uint64_t Puppet::put_string(const std::string& s, size_t offset) { return put(s.c_str(), s.size() + 1, offset); }
 
-void Puppet::release(const model::Thread& t, int stop_signal) {
-  // The last injected call unmaps the trampoline itself. The single-step trap arrives right after
-  // the syscall returns, before the next (now unmapped) instruction is fetched, and the registers
-  // are replaced at that stop, so nothing ever runs from the trampoline again.
-  long r = inj_->call(SYS_munmap, tramp_, kTrampolinePages * kPage);
-  if (r < 0) throw_errno("unmapping the restore trampoline", static_cast<int>(-r));
-  inj_->release();
+namespace {
+
+void set_final_state(pid_t tgid, pid_t tid, const model::Thread& t) {
   arch::GpRegs gp = arch::gp_from_bytes(t.regs.gp);
   // Not inside a syscall: the image's registers already encode any restart (fixed at dump time).
   gp.orig_rax = static_cast<uint64_t>(-1);
-  arch::set_gp(pid_, gp);
-  arch::set_xstate(pid_, t.regs.xstate);
+  arch::set_gp(tid, gp);
+  arch::set_xstate(tid, t.regs.xstate);
   uint64_t mask = t.sigmask;
-  if (ptrace(PTRACE_SETSIGMASK, pid_, sizeof mask, &mask) != 0) throw_errno("setting the signal mask");
+  if (ptrace(PTRACE_SETSIGMASK, tid, sizeof mask, &mask) != 0) throw_errno("setting the signal mask");
   for (const auto& ps : t.pending) {
     if (ps.siginfo.size() != sizeof(siginfo_t)) continue;
     siginfo_t si;
     std::memcpy(&si, ps.siginfo.data(), sizeof si);
     // A kernel-generated siginfo cannot be queued by another process (rt_tgsigqueueinfo(2), EPERM):
     // the signal itself is still delivered with tgkill.
-    if (syscall(SYS_rt_tgsigqueueinfo, pid_, pid_, si.si_signo, &si) != 0) syscall(SYS_tgkill, pid_, pid_, si.si_signo);
+    if (syscall(SYS_rt_tgsigqueueinfo, tgid, tid, si.si_signo, &si) != 0) syscall(SYS_tgkill, tgid, tid, si.si_signo);
   }
+}
+
+}  // namespace
+
+pid_t Puppet::create_thread(int32_t image_tid) {
+  // struct clone_args in the scratch area; the new thread shares everything a pthread does. Its
+  // stack pointer is irrelevant: it is stopped before it runs and gets its own registers.
+  clone_args args{};
+  args.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+  pid_t tid = image_tid;
+  uint64_t tid_addr = put(&tid, sizeof tid, 3072);
+  args.set_tid = tid_addr;
+  args.set_tid_size = 1;
+  uint64_t a = put(&args, sizeof args, 2048);
+  long r = inj_->call(SYS_clone3, a, sizeof args);
+  if (r == -EEXIST)
+    throw Error("thread id " + std::to_string(image_tid) + " is in use by another process; stop it, or restart with --no-restore-pid",
+                FailureKind::temporary);
+  if (r < 0) throw_errno("creating thread " + std::to_string(image_tid), static_cast<int>(-r));
+  pid_t host = static_cast<pid_t>(inj_->event_msg());
+  if (host <= 0) throw Error("the new thread " + std::to_string(image_tid) + " was not reported by the kernel");
+  // The new thread starts with a PTRACE_EVENT_STOP (ptrace(2), PTRACE_O_TRACECLONE under SEIZE).
+  for (;;) {
+    int st = 0;
+    if (waitpid(host, &st, __WALL) < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("waiting for the new thread " + std::to_string(image_tid));
+    }
+    if (WIFEXITED(st) || WIFSIGNALED(st)) throw Error("the new thread " + std::to_string(image_tid) + " died");
+    if (WIFSTOPPED(st)) break;
+  }
+  threads_.emplace_back(host, std::make_unique<arch::Injector>(host, tramp_));
+  return host;
+}
+
+arch::Injector& Puppet::thread_injector(pid_t host_tid) {
+  for (auto& [t, inj] : threads_)
+    if (t == host_tid) return *inj;
+  throw Error("no restored thread " + std::to_string(host_tid));
+}
+
+void Puppet::finish_thread(pid_t host_tid, const model::Thread& t) {
+  thread_injector(host_tid).release();
+  set_final_state(pid_, host_tid, t);
+}
+
+void Puppet::release(const model::Thread& t, int stop_signal) {
+  // The last injected call unmaps the trampoline itself. The single-step trap arrives right after
+  // the syscall returns, before the next (now unmapped) instruction is fetched, and the registers
+  // are replaced at that stop, so nothing ever runs from the trampoline again. The other threads
+  // already hold their final registers.
+  long r = inj_->call(SYS_munmap, tramp_, kTrampolinePages * kPage);
+  if (r < 0) throw_errno("unmapping the restore trampoline", static_cast<int>(-r));
+  inj_->release();
+  set_final_state(pid_, pid_, t);
   // A signal sent while the process is still stopped is acted on once it is detached (SIGKILL at
   // once: then there is nothing left to detach from).
   if (stop_signal) ::kill(pid_, stop_signal);
+  for (auto& [tid, inj] : threads_) {
+    if (ptrace(PTRACE_DETACH, tid, 0, 0) != 0 && !(errno == ESRCH && stop_signal == SIGKILL))
+      throw_errno("detaching from a restored thread");
+  }
   if (ptrace(PTRACE_DETACH, pid_, 0, 0) != 0 && !(errno == ESRCH && stop_signal == SIGKILL))
     throw_errno("detaching from the restored process");
   released_ = true;
+  threads_.clear();
   inj_.reset();
 }
 

@@ -10,6 +10,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "checkpoint/arch/x86_64/inject.h"
 #include "checkpoint/model/process.h"
@@ -53,9 +55,20 @@ class Puppet {
   uint64_t put(const void* data, size_t len, size_t offset = 0);
   uint64_t put_string(const std::string& s, size_t offset = 0);
 
-  // Unmaps the trampoline from inside it, sets the image's registers and signal mask, queues the
-  // pending signals and detaches: from here on the process runs as the image's. `stop_signal`, if
-  // nonzero, is sent before detaching (cr_restart --stop/--term/--kill).
+  arch::Injector& injector() { return *inj_; }
+
+  // Creates a thread of the puppet at the image's tid (clone3(2) with CLONE_THREAD and set_tid,
+  // injected into the leader, the new thread traced from birth by PTRACE_O_TRACECLONE). It is left
+  // stopped; returns its host tid. Its injector runs syscalls in it through the same trampoline.
+  pid_t create_thread(int32_t image_tid);
+  arch::Injector& thread_injector(pid_t host_tid);
+  // Sets a stopped thread's final registers and signal mask and queues its pending signals; it is
+  // detached with the leader in release().
+  void finish_thread(pid_t host_tid, const model::Thread& t);
+
+  // Unmaps the trampoline from inside it, sets the leader's registers and signal mask, queues the
+  // pending signals and detaches every task: from here on the process runs as the image's.
+  // `stop_signal`, if nonzero, is sent before detaching (cr_restart --stop/--term/--kill).
   void release(const model::Thread& t, int stop_signal);
   // Kills the process (failure path).
   void kill();
@@ -69,6 +82,7 @@ class Puppet {
   bool is_child_ = true;
   bool released_ = false;
   std::unique_ptr<arch::Injector> inj_;
+  std::vector<std::pair<pid_t, std::unique_ptr<arch::Injector>>> threads_;
 };
 
 // Code run by a new process that is to become a puppet: `setup`, then the trampoline at

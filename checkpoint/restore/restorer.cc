@@ -54,12 +54,23 @@ void restore_into(Puppet& pp, const model::Process& p, image::BundleReader& read
   apply_signals(pp, p);
   apply_timers(pp, p);
   const model::Thread& leader = p.threads.at(0);
-  apply_thread_state(pp, leader);
-  // The name (/proc/PID/comm) is the puppet's, inherited from cr_restart, until set (prctl(2) PR_SET_NAME).
-  pp.check("restoring the process name", SYS_prctl, PR_SET_NAME, pp.put_string(p.comm.substr(0, 15)));
+  apply_thread_state(pp, pp.injector(), leader);
+  std::vector<pid_t> hosts;
+  // The other threads, each at its tid, created from the leader once the address space is whole.
+  for (size_t i = 1; i < p.threads.size(); i++) {
+    pid_t host = pp.create_thread(p.threads[i].tid);
+    apply_thread_state(pp, pp.thread_injector(host), p.threads[i]);
+    hosts.push_back(host);
+  }
   pp.check("closing the restore channel", SYS_close, static_cast<uint64_t>(pp.child_sync_fd()));
   pp.check("PR_SET_PDEATHSIG", SYS_prctl, PR_SET_PDEATHSIG, 0);
-  apply_creds(pp, p.creds);
+  // Credentials last: each step may drop a privilege the restore still needs (clone3 with set_tid
+  // needs CAP_CHECKPOINT_RESTORE). They are per task, so every thread gets them.
+  for (size_t i = 0; i < hosts.size(); i++) {
+    apply_creds(pp, pp.thread_injector(hosts[i]), p.creds);
+    pp.finish_thread(hosts[i], p.threads[i + 1]);
+  }
+  apply_creds(pp, pp.injector(), p.creds);
   for (const auto& ps : p.shared_pending) {
     if (ps.siginfo.size() != sizeof(siginfo_t)) continue;
     siginfo_t si;
@@ -78,9 +89,6 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
     throw Error(name + " holds " + std::to_string(img.processes.size()) +
                 " processes; restarting process trees is not supported yet");
   const model::Process& p = img.processes[0];
-  if (p.threads.size() != 1)
-    throw Error(name + ": pid " + std::to_string(p.pid) + " has " + std::to_string(p.threads.size()) +
-                " threads; restarting multi-threaded processes is not supported yet");
   // Paths as the process saw them; in a sandbox, under its rootfs, and its private /tmp and /proc
   // are not visible from here.
   std::function<std::string(const std::string&)> host_path = [](const std::string& s) { return s; };

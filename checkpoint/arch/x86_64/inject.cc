@@ -68,6 +68,14 @@ long Injector::call(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
       restored_ = true;
       throw Error("task " + std::to_string(tid_) + " died while a syscall was injected into it");
     }
+    if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP && (st >> 16) != 0) {
+      // A ptrace event inside the injected syscall (PTRACE_EVENT_CLONE from an injected clone3,
+      // with PTRACE_O_TRACECLONE): note its message (the new task's id) and finish the syscall.
+      unsigned long msg = 0;
+      if (ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg) == 0) event_msg_ = msg;
+      if (ptrace(PTRACE_SINGLESTEP, tid_, 0, 0) != 0) throw_errno("single-stepping task " + std::to_string(tid_));
+      continue;
+    }
     if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP) break;
     // Any other stop (a signal that got through): keep stepping on the same instruction.
     GpRegs now = get_gp(tid_);

@@ -37,6 +37,8 @@ class Injector {
              uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
 
   void set_syscall_addr(uint64_t a) { addr_ = a; }
+  // PTRACE_GETEVENTMSG of the last ptrace event seen during call() (a cloned task's id).
+  uint64_t event_msg() const { return event_msg_; }
   const GpRegs& saved_regs() const { return saved_; }
   // Puts back the registers and signal mask saved at construction (idempotent).
   void restore();
@@ -49,6 +51,7 @@ class Injector {
   GpRegs saved_{};
   uint64_t saved_mask_ = 0;
   bool restored_ = false;
+  uint64_t event_msg_ = 0;
 };
 
 }  // namespace crbox::arch
