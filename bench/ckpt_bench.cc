@@ -280,6 +280,9 @@ Proc spawn(const std::vector<std::string>& argv) {
     dup2(dn, 0);
     dup2(p[1], 1);
     dup2(p[1], 2);
+    // Only stdio: descriptors inherited from whatever started the benchmark are not the
+    // program's (and a checkpoint may refuse a pipe it cannot follow).
+    for (int fd = 3; fd < 1024; fd++) close(fd);
     execv(args[0], args.data());
     _exit(127);
   }
@@ -457,6 +460,7 @@ RunResult one_run(const Options& o, uint64_t mib, const std::string& dir) {
   auto ck_status = wait_child(ck.pid, 600);
   double ck_s = seconds_since(t0);
   ck.close_out();
+  if (!ck_status || *ck_status != 0) kill(pid, SIGKILL);  // a failed checkpoint left it running
   wait_child(app.pid, 60);
   pid_gone(pid, 10);
   app.close_out();
