@@ -1,0 +1,123 @@
+#include "runtime/init.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "namespaces/mount.h"
+#include "namespaces/net.h"
+#include "namespaces/time.h"
+#include "namespaces/uts.h"
+#include "runtime/app.h"
+#include "runtime/exec.h"
+#include "runtime/signals.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace crbox::runtime {
+namespace {
+
+void noop_handler(int) {}
+
+void report(int fd, const InitReport& r) {
+  try {
+    write_all(fd, &r, sizeof r, "init report");
+  } catch (...) {
+  }
+}
+
+[[noreturn]] void fail(int fd, const std::string& msg) {
+  InitReport r;
+  r.kind = InitReport::kError;
+  std::strncpy(r.message, msg.c_str(), sizeof r.message - 1);
+  report(fd, r);
+  ::_exit(125);
+}
+
+bool read_byte(int fd, char want) {
+  char c = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    return n == 1 && c == want;
+  }
+}
+
+pid_t fork_default_app(const model::SandboxSpec& spec) {
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno("cannot start the application (fork)");
+  if (pid == 0) {
+    reset_signals();
+    ::setpgid(0, 0);
+    exec_sandboxed_app(spec);
+  }
+  return pid;
+}
+
+}  // namespace
+
+void run_init(const LaunchOptions& opts, const InitChannels& ch) {
+  for (int fd : ch.close_fds) {
+    if (fd >= 0) ::close(fd);
+  }
+  // If the launcher dies, the sandbox goes with it: its registry entry would be stale anyway.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (!read_byte(ch.control_read, kInitGo)) ::_exit(125);
+
+  const auto& spec = opts.spec;
+  pid_t app = -1;
+  try {
+    if (::setsid() < 0) throw_errno("setsid");
+    ns::setup_sandbox_mounts(spec);
+    ns::set_hostname(spec.hostname);
+    if (spec.net == model::NetMode::none) ns::bring_up_loopback();
+    if (spec.time_namespace) {
+      std::optional<ns::TimeOffsets> off;
+      if (opts.time_offsets_ns) off = ns::TimeOffsets{opts.time_offsets_ns->first, opts.time_offsets_ns->second};
+      ns::enter_time_namespace_for_children(off);
+    }
+    struct sigaction sa = {};
+    sa.sa_handler = noop_handler;
+    sigemptyset(&sa.sa_mask);
+    for (int s : forwarded_signals()) ::sigaction(s, &sa, nullptr);
+    ::sigaction(SIGCHLD, &sa, nullptr);
+    app = opts.start_app ? opts.start_app() : fork_default_app(spec);
+    if (app <= 0) throw Error("the application could not be started");
+  } catch (const std::exception& e) {
+    fail(ch.report_write, e.what());
+  }
+
+  InitReport started;
+  started.kind = InitReport::kAppStarted;
+  started.app_inner_pid = app;
+  report(ch.report_write, started);
+  if (!read_byte(ch.control_read, kInitAck)) {
+    ::kill(app, SIGKILL);
+    ::_exit(125);
+  }
+  ::close(ch.control_read);
+  ::close(ch.report_write);
+
+  sigset_t set = forwarded_set(true);
+  for (;;) {
+    siginfo_t si;
+    int sig = ::sigwaitinfo(&set, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      ::kill(app, sig);
+      continue;
+    }
+    for (;;) {
+      int st = 0;
+      pid_t p = ::waitpid(-1, &st, WNOHANG);
+      if (p <= 0) break;
+      if (p == app) ::_exit(exit_status_of(st));
+    }
+  }
+}
+
+}  // namespace crbox::runtime
