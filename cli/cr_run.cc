@@ -93,6 +93,10 @@ int main(int argc, char** argv) {
     }
   }
   req.argv = app.remaining();
+  // With prefix_command(), CLI11 hands an unknown option over as if it began the program's part.
+  if (!req.argv.empty() && req.argv.front() != "--" && req.argv.front().size() > 1 && req.argv.front()[0] == '-') {
+    return fail("unknown option " + req.argv.front() + " (see cr_run --help)", kUsage);
+  }
   if (!req.argv.empty() && req.argv.front() == "--") req.argv.erase(req.argv.begin());
 
   crbox::runtime::RunPlan plan;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 #include "util/error.h"
 #include "util/fd.h"
@@ -61,15 +62,16 @@ void remount_read_only(const std::string& target, const std::string& shown_targe
            "cannot make " + shown_target + " read-only");
 }
 
-void bind(const std::string& source, const std::string& target, bool read_only, bool may_create,
-          const std::string& shown_target) {
+// Binds `source` (a /proc/self/fd link to `shown_source`) onto `target`.
+void bind_mount(const std::string& source, const std::string& shown_source, const std::string& target, bool read_only,
+          bool may_create, const std::string& shown_target) {
   if (may_create) {
     make_mount_point(source, target);
   } else if (!exists(target)) {
     throw Error("bind target " + shown_target + " does not exist (crbox creates missing targets only in --rootfs or below /tmp)");
   }
   do_mount(source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr,
-           "cannot bind " + source + " onto " + shown_target);
+           "cannot bind " + shown_source + " onto " + shown_target);
   if (read_only) remount_read_only(target, shown_target);
 }
 
@@ -103,6 +105,24 @@ void mount_private_tmp(const std::string& root) {
 }  // namespace
 
 void setup_sandbox_mounts(const model::SandboxSpec& spec) {
+  // Hold every bind source open (O_PATH) before anything is mounted: a source below the host's
+  // /tmp or outside a rootfs is hidden once the private /tmp or the new root is in place, but the
+  // open descriptor still reaches it through /proc/self/fd/N (proc(5): these links can be
+  // followed even where the path could not).
+  std::vector<UniqueFd> sources;
+  std::vector<std::string> source_paths;
+  for (const auto& b : spec.binds) {
+    UniqueFd fd(::open(b.source.c_str(), O_PATH | O_CLOEXEC));
+    if (!fd) throw_errno("cannot open the bind source " + b.source);
+    source_paths.push_back("/proc/self/fd/" + std::to_string(fd.get()));
+    sources.push_back(std::move(fd));
+  }
+  auto bind_all = [&](const std::string& prefix, bool rootfs_mode) {
+    for (size_t i = 0; i < spec.binds.size(); i++) {
+      const auto& b = spec.binds[i];
+      bind_mount(source_paths[i], b.source, prefix + b.target, b.read_only, rootfs_mode || below_tmp(b.target), b.target);
+    }
+  };
   do_mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr, "cannot make the sandbox's mounts private");
 
   const bool has_root = !spec.rootfs.empty();
@@ -112,7 +132,7 @@ void setup_sandbox_mounts(const model::SandboxSpec& spec) {
              "cannot bind the rootfs " + spec.rootfs + " onto itself");
     // The host paths of the binds are reachable only before the pivot, so /tmp comes first here.
     mount_private_tmp(spec.rootfs);
-    for (const auto& b : spec.binds) bind(b.source, spec.rootfs + b.target, b.read_only, true, b.target);
+    bind_all(spec.rootfs, true);
     setup_dev(spec.rootfs);
     if (::chdir(spec.rootfs.c_str()) != 0) throw_errno("cannot enter the rootfs " + spec.rootfs);
     // pivot_root(2): "pivot_root(".", ".")" stacks the old root on top of the new one at "/",
@@ -127,7 +147,7 @@ void setup_sandbox_mounts(const model::SandboxSpec& spec) {
   do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, "cannot mount a private /proc");
   if (!has_root) {
     mount_private_tmp("");
-    for (const auto& b : spec.binds) bind(b.source, b.target, b.read_only, below_tmp(b.target), b.target);
+    bind_all("", false);
   }
   // sysfs(5) shows the network devices of the mounter's network namespace: with --net=none the
   // host's /sys/class/net would lie, so mount a fresh, read-only one.
