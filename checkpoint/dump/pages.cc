@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <future>
 #include <memory>
 
 #include "checkpoint/dump/collect.h"
@@ -47,10 +48,17 @@ bool wanted(model::VmaKind kind, uint64_t raw) {
 class BatchWriter {
  public:
   BatchWriter(pid_t pid, int32_t image_pid, model::Process& p, image::BundleWriter& w)
-      : pid_(pid), image_pid_(image_pid), p_(p), w_(w), buf_(static_cast<uint8_t*>(aligned_alloc(kPage, kBatchPages * kPage))) {
-    if (!buf_) throw Error("out of memory for the page buffer");
+      : pid_(pid), image_pid_(image_pid), p_(p), w_(w) {
+    for (auto& b : bufs_) {
+      b = static_cast<uint8_t*>(aligned_alloc(kPage, kBatchPages * kPage));
+      if (!b) throw Error("out of memory for the page buffer");
+    }
+    buf_ = bufs_[0];
   }
-  ~BatchWriter() { free(buf_); }
+  ~BatchWriter() {
+    if (pending_.valid()) pending_.wait();
+    for (auto* b : bufs_) free(b);
+  }
 
   void add(size_t vma, uint64_t addr) {
     if (!runs_.empty() && run_vma_.back() == vma && runs_.back().vaddr + runs_.back().npages * kPage == addr) {
@@ -83,12 +91,26 @@ class BatchWriter {
         dst++;
       }
     }
-    if (dst) w_.write_pages(image_pid_, out, buf_, dst * kPage);
+    // Write this batch in the background (checksum and write(2)) while the next one is read from
+    // the process into the other buffer; batches stay in order because each waits for the last.
+    if (pending_.valid()) pending_.get();
+    if (dst) {
+      pending_ = std::async(std::launch::async, [this, out = std::move(out), data = buf_, len = dst * kPage] {
+        w_.write_pages(image_pid_, out, data, len);
+      });
+      buf_ = bufs_[buf_ == bufs_[0] ? 1 : 0];
+    }
     total_ += dst;
     runs_.clear();
     run_vma_.clear();
     pages_ = 0;
     last_vma_ = SIZE_MAX;
+  }
+
+  // Waits for the last background write; rethrows its failure.
+  void finish() {
+    flush();
+    if (pending_.valid()) pending_.get();
   }
 
   uint64_t total() const { return total_; }
@@ -114,7 +136,9 @@ class BatchWriter {
   int32_t image_pid_;
   model::Process& p_;
   image::BundleWriter& w_;
-  uint8_t* buf_;
+  uint8_t* bufs_[2] = {nullptr, nullptr};
+  uint8_t* buf_ = nullptr;  // the one being filled
+  std::future<void> pending_;
   std::vector<image::PageRun> runs_;
   std::vector<size_t> run_vma_;
   size_t pages_ = 0;
@@ -142,7 +166,7 @@ uint64_t dump_pages(pid_t pid, model::Process& p, image::BundleWriter& w) {
         if (wanted(v.kind, raw[i])) bw.add(vi, addr + i * kPage);
     }
   }
-  bw.flush();
+  bw.finish();
   return bw.total();
 }
 

@@ -40,7 +40,7 @@ struct PageRun {
 struct PageBatch {
   int32_t pid = 0;
   std::vector<PageRun> runs;
-  std::span<const uint8_t> data;  // owned by the reader; valid until the next call
+  std::span<const uint8_t> data;  // owned by the reader; valid until the second call after this one
   uint64_t data_offset = 0;       // offset of data[0] from the start of the bundle (a page multiple)
 };
 
@@ -97,6 +97,7 @@ class BundleReader {
   // Reads the model section and checks its checksum.
   model::Image read_model();
   // The next page batch (checksum verified), or nullopt once the END section was read and checked.
+  // Its data stays valid until the second call after this one (two buffers are used in turn).
   std::optional<PageBatch> next_pages();
   const Totals& totals() const { return totals_; }
 
@@ -119,7 +120,9 @@ class BundleReader {
   Header header_;
   uint64_t offset_ = 0;  // bytes read so far
   Stage stage_ = Stage::start;
-  std::vector<uint8_t> buf_;    // page data (and the model payload); only ever grows
+  std::vector<uint8_t> buf_;    // the model payload; only ever grows
+  std::vector<uint8_t> page_bufs_[2];  // page data, used in turn; each only ever grows
+  int flip_ = 0;
   std::vector<uint8_t> small_;  // batch header, runs, padding
   Totals totals_;
   bool done_ = false;

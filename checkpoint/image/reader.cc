@@ -253,12 +253,15 @@ std::optional<PageBatch> BundleReader::next_pages() {
   h.update(small_.data(), pad);
 
   const size_t len = static_cast<size_t>(pages * ps);
-  if (buf_.size() < len) buf_.resize(len);
+  // Two page buffers, used in turn, so a caller may read the next batch while it still uses the
+  // previous one (cr_restart overlaps reading with writing into the process).
+  std::vector<uint8_t>& buf = page_bufs_[flip_ ^= 1];
+  if (buf.size() < len) buf.resize(len);
   batch.data_offset = offset_;
-  get(s, buf_.data(), len);
-  h.update(buf_.data(), len);
+  get(s, buf.data(), len);
+  h.update(buf.data(), len);
   check_checksum(s, h.digest());
-  batch.data = std::span<const uint8_t>(buf_.data(), len);
+  batch.data = std::span<const uint8_t>(buf.data(), len);
   totals_.batches += 1;
   totals_.pages += pages;
   return batch;

@@ -175,6 +175,12 @@ void fill_pages(Puppet& pp, const image::PageBatch& b) {
     total += r.npages * kPage;
   }
   if (total != b.data.size()) throw Error("a page batch's runs do not match its data");
+  // Fresh memory is slow to fault in one page at a time; MADV_POPULATE_WRITE (madvise(2), Linux
+  // 5.14) allocates a whole run at once (KERNEL-NOTES: ~2.5x faster here). Only for long runs: each
+  // call is an injected syscall.
+  for (const auto& r : b.runs) {
+    if (r.npages >= 64) pp.call(SYS_madvise, r.vaddr, r.npages * kPage, 23 /* MADV_POPULATE_WRITE */);
+  }
   size_t done_iov = 0;
   const uint8_t* src = b.data.data();
   while (done_iov < remote.size()) {

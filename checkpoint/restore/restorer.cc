@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <future>
 
 #include "checkpoint/image/bundle.h"
 #include "checkpoint/restore/apply.h"
@@ -45,7 +46,13 @@ void child_setup(const model::Image& img, const model::Process& p, const Restore
 void restore_into(Puppet& pp, const model::Process& p, image::BundleReader& reader, int stop_signal) {
   pp.take_control();
   replace_address_space(pp, p);
-  while (auto batch = reader.next_pages()) {
+  // Read (and checksum) the next batch while this one is written into the process.
+  auto read_next = [&reader] { return std::async(std::launch::async, [&reader] { return reader.next_pages(); }); };
+  auto next = read_next();
+  for (;;) {
+    auto batch = next.get();
+    if (!batch) break;
+    next = read_next();
     if (batch->pid != p.pid)
       throw Error("the image's page data names pid " + std::to_string(batch->pid) + ", which it does not hold");
     fill_pages(pp, *batch);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -177,17 +178,32 @@ TEST(ImageBundle, RoundTripThroughPipe) {
   }
 }
 
-TEST(ImageBundle, ReaderReusesItsBuffer) {
+// Two page buffers are used in turn: a batch's data stays valid while the next one is read (so a
+// restore can overlap the two), and no buffer is reallocated once it is big enough.
+TEST(ImageBundle, ReaderAlternatesTwoReusedBuffers) {
   UniqueFd fd = fd_with(bundle_bytes());
   BundleReader r(fd.get(), "b.img");
   r.read_header();
   r.read_model();
-  const uint8_t* first = nullptr;
+  std::vector<const uint8_t*> seen;
+  std::vector<std::vector<uint8_t>> copies;
+  std::optional<PageBatch> prev;
   while (auto b = r.next_pages()) {
-    if (!first) first = b->data.data();
-    if (b->data.size() <= 5 * kPs) {
-      EXPECT_EQ(b->data.data(), first);
+    if (prev) {
+      // The previous batch's bytes are untouched by this read.
+      EXPECT_TRUE(std::equal(prev->data.begin(), prev->data.end(), copies.back().begin()));
+      EXPECT_NE(prev->data.data(), b->data.data());
     }
+    seen.push_back(b->data.data());
+    copies.emplace_back(b->data.begin(), b->data.end());
+    prev = b;
+  }
+  ASSERT_GE(seen.size(), 3u);
+  // A buffer is reused whenever it is already big enough for its next batch.
+  size_t biggest[2] = {0, 0};
+  for (size_t i = 0; i < seen.size(); i++) {
+    if (i >= 2 && copies[i].size() <= biggest[i % 2]) EXPECT_EQ(seen[i], seen[i - 2]) << "batch " << i;
+    biggest[i % 2] = std::max(biggest[i % 2], copies[i].size());
   }
 }
 
