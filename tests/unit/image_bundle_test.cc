@@ -202,7 +202,9 @@ TEST(ImageBundle, ReaderAlternatesTwoReusedBuffers) {
   // A buffer is reused whenever it is already big enough for its next batch.
   size_t biggest[2] = {0, 0};
   for (size_t i = 0; i < seen.size(); i++) {
-    if (i >= 2 && copies[i].size() <= biggest[i % 2]) EXPECT_EQ(seen[i], seen[i - 2]) << "batch " << i;
+    if (i >= 2 && copies[i].size() <= biggest[i % 2]) {
+      EXPECT_EQ(seen[i], seen[i - 2]) << "batch " << i;
+    }
     biggest[i % 2] = std::max(biggest[i % 2], copies[i].size());
   }
 }
