@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "checkpoint/dump/dumper.h"
+#include "cli/after_options.h"
 #include "util/deadline.h"
 #include "util/error.h"
 #include "util/fd.h"
@@ -47,8 +48,7 @@ int main(int argc, char** argv) {
   int out_fd = -1;
   bool atomic = false, clobber = false, noclobber = false, nosync = false, sync = false;
   std::string backup;
-  bool a_run = false, a_stop = false, a_term = false, a_abort = false, a_kill = false;
-  int signal = 0;
+  cli::AfterOptions after;
   double time_limit = 0;
   bool quiet = false, verbose = false;
   bool ptraced_error = false, ptraced_skip = false, ptraced_allow = false, ptracer_error = false, ptracer_skip = false;
@@ -71,14 +71,7 @@ int main(int argc, char** argv) {
   app.add_flag("--noclobber", noclobber, "fail if the file exists");
   app.add_flag("--sync", sync, "fsync the bundle before reporting success (default)");
   app.add_flag("--nosync", nosync, "do not fsync");
-  auto* after = app.add_option_group("after", "what the process does after the checkpoint");
-  after->add_flag("--run,--cont", a_run, "run on (default)");
-  after->add_flag("--stop", a_stop, "stop it (SIGSTOP)");
-  after->add_flag("--term", a_term, "send it SIGTERM");
-  after->add_flag("--abort", a_abort, "send it SIGABRT");
-  after->add_flag("--kill", a_kill, "kill it (SIGKILL)");
-  after->add_option("-S,--signal", signal, "send it signal N")->check(CLI::Range(1, 64));
-  after->require_option(0, 1);
+  cli::add_after_options(app, after, "after the checkpoint");
   app.add_option("-t,--time", time_limit, "give up after SEC seconds (the process is released untouched)")
       ->check(CLI::PositiveNumber);
   app.add_flag("-q,--quiet", quiet, "print nothing but errors");
@@ -116,12 +109,7 @@ int main(int argc, char** argv) {
   dump::DumpOptions opt;
   opt.id = id;
   opt.scope = s_pid ? dump::Scope::pid : s_pgid ? dump::Scope::pgid : s_sid ? dump::Scope::sid : dump::Scope::tree;
-  opt.after = a_stop ? dump::AfterDump::stop
-              : a_term ? dump::AfterDump::term
-              : a_kill ? dump::AfterDump::kill
-              : (a_abort || signal) ? dump::AfterDump::signal
-                                    : dump::AfterDump::run;
-  opt.signal = a_abort ? SIGABRT : signal;
+  opt.after_signal = after.signal_number();
   opt.ptraced = ptraced_allow ? dump::TracedPolicy::allow : ptraced_skip ? dump::TracedPolicy::skip : dump::TracedPolicy::error;
   opt.ptracer = ptracer_skip ? dump::TracedPolicy::skip : dump::TracedPolicy::error;
   opt.verbose = verbose;

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "checkpoint/restore/restorer.h"
+#include "cli/after_options.h"
 #include "util/error.h"
 #include "util/fd.h"
 
@@ -32,8 +33,7 @@ int main(int argc, char** argv) {
   int in_fd = -1;
   bool no_restore_pid = false, restore_pid = false, restore_pgid = false, no_restore_pgid = false;
   bool restore_sid = false, no_restore_sid = false;
-  bool a_run = false, a_stop = false, a_term = false, a_abort = false, a_kill = false;
-  int signal = 0;
+  cli::AfterOptions after;
   std::string on_success, on_failure, on_fail_args, on_fail_temp, on_fail_env, on_fail_perm;
   bool detach = false, quiet = false, verbose = false;
 
@@ -48,14 +48,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-restore-pgid", no_restore_pgid, "join cr_restart's process group (default)");
   app.add_flag("--restore-sid", restore_sid, "restore the session (when the process led it)");
   app.add_flag("--no-restore-sid", no_restore_sid, "stay in cr_restart's session (default)");
-  auto* after = app.add_option_group("after", "what the process does once restored");
-  after->add_flag("--run,--cont", a_run, "run (default)");
-  after->add_flag("--stop", a_stop, "stop it (SIGSTOP)");
-  after->add_flag("--term", a_term, "send it SIGTERM");
-  after->add_flag("--abort", a_abort, "send it SIGABRT");
-  after->add_flag("--kill", a_kill, "kill it (SIGKILL)");
-  after->add_option("-S,--signal", signal, "send it signal N")->check(CLI::Range(1, 64));
-  after->require_option(0, 1);
+  cli::add_after_options(app, after, "once restored");
   app.add_option("--run-on-success", on_success, "run CMD (with /bin/sh) once the process is restored");
   app.add_option("--run-on-failure", on_failure, "run CMD if the restart fails");
   app.add_option("--run-on-fail-args", on_fail_args, "run CMD if the restart fails for bad arguments");
@@ -91,12 +84,7 @@ int main(int argc, char** argv) {
   opt.restore_pid = !no_restore_pid;
   opt.restore_pgid = restore_pgid;
   opt.restore_sid = restore_sid;
-  opt.after = a_stop ? restore::AfterRestore::stop
-              : a_term ? restore::AfterRestore::term
-              : a_kill ? restore::AfterRestore::kill
-              : (a_abort || signal) ? restore::AfterRestore::signal
-                                    : restore::AfterRestore::run;
-  opt.signal = a_abort ? SIGABRT : signal;
+  opt.after_signal = after.signal_number();
   opt.verbose = verbose;
 
   UniqueFd owned;

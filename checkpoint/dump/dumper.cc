@@ -149,7 +149,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   stats.processes = static_cast<int32_t>(img.processes.size());
   if (before_release) before_release();
   stats.frozen_us = fp.frozen_us();
-  fp.release(opt.after, opt.signal);
+  fp.release(opt.after_signal);
   stats.total_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
   return stats;

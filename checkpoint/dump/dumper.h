@@ -18,8 +18,7 @@ enum class TracedPolicy { error, skip, allow };
 struct DumpOptions {
   pid_t id = 0;  // a pid, or a pgid/sid with those scopes
   Scope scope = Scope::tree;
-  AfterDump after = AfterDump::run;
-  int signal = 0;  // with AfterDump::signal
+  int after_signal = 0;  // sent as the process is released (--stop, --kill, ...); 0: it runs on
   TracedPolicy ptraced = TracedPolicy::error;
   TracedPolicy ptracer = TracedPolicy::error;
   bool verbose = false;

@@ -59,7 +59,7 @@ FrozenProcess::FrozenProcess(pid_t pid, const runtime::CgroupPaths* freezer) : p
   try {
     seize_all();
   } catch (...) {
-    release(AfterDump::run);
+    release();
     throw;
   }
 }
@@ -67,7 +67,7 @@ FrozenProcess::FrozenProcess(pid_t pid, const runtime::CgroupPaths* freezer) : p
 FrozenProcess::~FrozenProcess() {
   if (!released_) {
     try {
-      release(AfterDump::run);
+      release();
     } catch (...) {
     }
   }
@@ -163,17 +163,9 @@ void FrozenProcess::seize_all() {
   });
 }
 
-void FrozenProcess::release(AfterDump how, int signal) {
+void FrozenProcess::release(int sig) {
   if (released_) return;
   released_ = true;
-  int sig = 0;
-  switch (how) {
-    case AfterDump::run: break;
-    case AfterDump::stop: sig = SIGSTOP; break;
-    case AfterDump::term: sig = SIGTERM; break;
-    case AfterDump::kill: sig = SIGKILL; break;
-    case AfterDump::signal: sig = signal; break;
-  }
   // A signal sent while the tasks are still stopped is delivered once they are detached.
   if (sig) ::kill(pid_, sig);
   int err = 0;

@@ -15,8 +15,6 @@
 
 namespace crbox::dump {
 
-enum class AfterDump { run, stop, term, kill, signal };
-
 struct FrozenTask {
   pid_t tid = 0;
   pid_t tgid = 0;
@@ -39,8 +37,9 @@ class FrozenProcess {
   // Microseconds since the first task was stopped.
   uint64_t frozen_us() const;
 
-  // Lets the tasks go: run on, stop (SIGSTOP), or get a signal. Detaches from every task.
-  void release(AfterDump how, int signal = 0);
+  // Lets the tasks go, detaching from every one; `signal` (0: none) is sent first, so it is acted
+  // on as they leave the stop (SIGSTOP keeps the process stopped, SIGKILL ends it).
+  void release(int signal = 0);
 
  private:
   void seize_all();

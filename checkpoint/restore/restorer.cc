@@ -19,17 +19,6 @@ namespace crbox::restore {
 
 namespace {
 
-int stop_signal_for(const RestoreOptions& opt) {
-  switch (opt.after) {
-    case AfterRestore::run: return 0;
-    case AfterRestore::stop: return SIGSTOP;
-    case AfterRestore::term: return SIGTERM;
-    case AfterRestore::kill: return SIGKILL;
-    case AfterRestore::signal: return opt.signal;
-  }
-  return 0;
-}
-
 // What the new process does for itself before it stops.
 void child_setup(const model::Image& img, const model::Process& p, const RestoreOptions& opt, int sync_fd) {
   if (opt.restore_sid && p.sid == p.pid) {
@@ -108,7 +97,7 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   }
   check_memory_sources(p, host_path);
   check_file_sources(p, host_path);
-  int stop_signal = stop_signal_for(opt);
+  int stop_signal = opt.after_signal;
 
   if (img.sandbox) return restart_sandboxed(opt, img, reader, stop_signal, on_restored);
 

@@ -9,14 +9,11 @@
 
 namespace crbox::restore {
 
-enum class AfterRestore { run, stop, term, kill, signal };
-
 struct RestoreOptions {
   bool restore_pid = true;
   bool restore_pgid = false;
   bool restore_sid = false;
-  AfterRestore after = AfterRestore::run;
-  int signal = 0;
+  int after_signal = 0;  // sent as the process is let go (--stop, --kill, ...); 0: it runs
   bool verbose = false;
 };
 
