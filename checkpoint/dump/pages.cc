@@ -21,7 +21,7 @@ namespace crbox::dump {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kBatchPages = 1024;  // 4 MiB: fits the L2/L3 caches and IOV_MAX remote iovecs
+constexpr size_t kBatchPages = 1024;  // 4 MiB: fits the caches and IOV_MAX (1024) remote iovecs
 
 bool is_zero_page(const uint8_t* p) {
   const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
@@ -91,13 +91,13 @@ class BatchWriter {
         dst++;
       }
     }
-    // Write this batch in the background (checksum and write(2)) while the next one is read from
-    // the process into the other buffer; batches stay in order because each waits for the last.
-    if (pending_.valid()) pending_.get();
+    // Write this batch in the background while the next one is read from the process into the
+    // other buffer; batches stay in order because each waits for the last.
+    // The checksum is taken here, the write(2) in the background.
     if (dst) {
-      pending_ = std::async(std::launch::async, [this, out = std::move(out), data = buf_, len = dst * kPage] {
-        w_.write_pages(image_pid_, out, data, len);
-      });
+      auto prepared = w_.prepare_pages(image_pid_, out, buf_, dst * kPage);
+      if (pending_.valid()) pending_.get();
+      pending_ = std::async(std::launch::async, [this, b = std::move(prepared)] { w_.write_prepared(b); });
       buf_ = bufs_[buf_ == bufs_[0] ? 1 : 0];
     }
     total_ += dst;

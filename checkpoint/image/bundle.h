@@ -66,6 +66,17 @@ class BundleWriter {
   // 1 GiB). Data starts on a page boundary of the file. An empty `runs` writes nothing.
   // The data is written with writev straight from `data`, never copied.
   void write_pages(int32_t pid, std::span<const PageRun> runs, const void* data, size_t len);
+  // The same in two steps, so they can run on different threads: prepare_pages() builds the
+  // section's headers and checksums the data (the costly part); write_prepared() only writes.
+  // Batches must be written in the order they were prepared, each before the next non-page
+  // section; `data` must stay untouched until its write returns.
+  struct PreparedPages {
+    std::vector<uint8_t> head;  // section header, batch header, runs, padding
+    const void* data = nullptr;
+    size_t len = 0;
+  };
+  PreparedPages prepare_pages(int32_t pid, std::span<const PageRun> runs, const void* data, size_t len);
+  void write_prepared(const PreparedPages& b);
   // A section of a type this version does not define (for newer minors and for tests), after the
   // model and before finish(). Readers that do not know `type` skip it when `skippable`, and refuse
   // the bundle otherwise. `type` must not be one of the defined types (1-3).
@@ -82,7 +93,8 @@ class BundleWriter {
   int fd_;
   std::string name_;
   uint32_t page_size_ = 4096;
-  uint64_t offset_ = 0;  // bytes written so far
+  uint64_t offset_ = 0;   // bytes written so far
+  uint64_t planned_ = 0;  // where the next prepared section starts (offset_ plus prepared, unwritten bytes)
   Stage stage_ = Stage::start;
   std::vector<uint8_t> scratch_;  // section header + batch header + runs + padding
   Totals totals_;

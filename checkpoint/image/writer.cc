@@ -83,6 +83,7 @@ void BundleWriter::write_header(const Header& given) {
   std::memcpy(b + kOffKernel, h.kernel_release.data(), h.kernel_release.size());
   put_u64(b + kOffHeaderChecksum, checksum(b, kOffHeaderChecksum));
   put(b, sizeof b);
+  planned_ = offset_;
   page_size_ = h.page_size;
   stage_ = Stage::header;
 }
@@ -102,12 +103,19 @@ void BundleWriter::write_model(const model::Image& img) {
   encode_section_header(sh, kSectionModel, 0, payload.size(), checksum(payload.data(), payload.size()));
   struct iovec iov[2] = {{sh, sizeof sh}, {const_cast<char*>(payload.data()), payload.size()}};
   putv(iov, 2);
+  planned_ = offset_;
   stage_ = Stage::model;
 }
 
 void BundleWriter::write_pages(int32_t pid, std::span<const PageRun> runs, const void* data, size_t len) {
+  write_prepared(prepare_pages(pid, runs, data, len));
+}
+
+BundleWriter::PreparedPages BundleWriter::prepare_pages(int32_t pid, std::span<const PageRun> runs, const void* data,
+                                                        size_t len) {
   expect(Stage::model, "a page batch");
-  if (runs.empty()) return;
+  PreparedPages b;
+  if (runs.empty()) return b;
   uint64_t pages = 0;
   for (const PageRun& r : runs) {
     if (r.npages == 0 || r.npages > kMaxBatchData / page_size_ || r.vaddr % page_size_ != 0)
@@ -118,13 +126,13 @@ void BundleWriter::write_pages(int32_t pid, std::span<const PageRun> runs, const
     throw Error("internal error writing " + name_ + ": a page batch holds " + std::to_string(len) + " bytes for " +
                 std::to_string(pages) + " pages (at most 1 GiB a batch).");
 
-  // Section header, batch header, runs and padding go in one scratch buffer; the page data follows
-  // it in the same writev, straight from the caller's memory.
+  // Section header, batch header, runs and padding go in one buffer; the page data follows it in
+  // the same writev, straight from the caller's memory.
   const size_t prefix = kBatchHeaderSize + runs.size() * kRunSize;
-  const uint64_t data_at = offset_ + kSectionHeaderSize + prefix;
+  const uint64_t data_at = planned_ + kSectionHeaderSize + prefix;
   const size_t pad = static_cast<size_t>(padding(data_at, page_size_));
-  scratch_.assign(kSectionHeaderSize + prefix + pad, 0);
-  uint8_t* payload = scratch_.data() + kSectionHeaderSize;
+  b.head.assign(kSectionHeaderSize + prefix + pad, 0);
+  uint8_t* payload = b.head.data() + kSectionHeaderSize;
   put_u32(payload, static_cast<uint32_t>(pid));
   put_u32(payload + 4, static_cast<uint32_t>(runs.size()));
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -134,12 +142,19 @@ void BundleWriter::write_pages(int32_t pid, std::span<const PageRun> runs, const
   Hasher hs;
   hs.update(payload, prefix + pad);
   hs.update(data, len);
-  encode_section_header(scratch_.data(), kSectionPages, 0, prefix + pad + len, hs.digest());
-
-  struct iovec iov[2] = {{scratch_.data(), scratch_.size()}, {const_cast<void*>(data), len}};
-  putv(iov, len ? 2 : 1);
+  encode_section_header(b.head.data(), kSectionPages, 0, prefix + pad + len, hs.digest());
+  b.data = data;
+  b.len = len;
+  planned_ += b.head.size() + len;
   totals_.batches += 1;
   totals_.pages += pages;
+  return b;
+}
+
+void BundleWriter::write_prepared(const PreparedPages& b) {
+  if (b.head.empty()) return;
+  struct iovec iov[2] = {{const_cast<uint8_t*>(b.head.data()), b.head.size()}, {const_cast<void*>(b.data), b.len}};
+  putv(iov, b.len ? 2 : 1);
 }
 
 void BundleWriter::write_extra_section(uint32_t type, bool skippable, std::span<const uint8_t> payload) {
@@ -151,6 +166,7 @@ void BundleWriter::write_extra_section(uint32_t type, bool skippable, std::span<
                         checksum(payload.data(), payload.size()));
   struct iovec iov[2] = {{sh, sizeof sh}, {const_cast<uint8_t*>(payload.data()), payload.size()}};
   putv(iov, payload.empty() ? 1 : 2);
+  planned_ = offset_;
 }
 
 void BundleWriter::finish() {
@@ -163,6 +179,7 @@ void BundleWriter::finish() {
   encode_section_header(b, kSectionEnd, 0, kEndPayloadSize, checksum(p, kEndPayloadSize));
   put(b, sizeof b);
   totals_.bytes = offset_;
+  planned_ = offset_;
   stage_ = Stage::done;
 }
 
