@@ -27,6 +27,9 @@ void collect_thread_injected(const FrozenProcess& fp, RemoteSession& rs, model::
 // files.cc: open file descriptors, and the content of pipes held inside the image.
 void collect_files(pid_t pid, model::Process& p);
 void collect_pipes(pid_t pid, const model::Process& p, std::vector<model::Pipe>& pipes);
+// files.cc: once every process is collected: pipes with both ends in the image stay pipes; one
+// with an end outside becomes stdio on fds 0-2 and is refused elsewhere.
+void resolve_pipes(std::vector<model::Process>& procs);
 // timers.cc: interval timers.
 void collect_timers(RemoteSession& rs, model::Process& p);
 // memory.cc: the VMAs and mm fields.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 
 #include "checkpoint/dump/collect.h"
 #include "checkpoint/dump/sandbox.h"
@@ -104,9 +105,48 @@ void check_dumpable(pid_t pid, const DumpOptions& opt) {
       throw Error("pid " + pid_s(pid) + " is tracing pid " + pid_s(tracee) + " (a debugger?); crbox cannot take a tracer");
   }
   if (sandbox_init_of(pid)) throw Error("pid " + pid_s(pid) + " is the init of a crbox sandbox; checkpoint its application's pid instead");
-  if (opt.scope == Scope::tree && !children_of(pid).empty())
-    throw Error("pid " + pid_s(pid) + " has child processes; checkpointing process trees is not supported yet (use --pid to take it alone)");
 }
+
+namespace {
+
+bool is_zombie(pid_t pid) {
+  auto text = try_read_file("/proc/" + pid_s(pid) + "/stat");
+  if (!text) return false;
+  char state = proc::parse_stat(*text).state;
+  return state == 'Z' || state == 'X';
+}
+
+// `root` and its descendants, parents before children (breadth first).
+std::vector<pid_t> descendants(pid_t root, bool include_root) {
+  std::vector<pid_t> out;
+  if (include_root) out.push_back(root);
+  std::vector<pid_t> queue{root};
+  for (size_t i = 0; i < queue.size(); i++) {
+    for (pid_t c : children_of(queue[i])) {
+      out.push_back(c);
+      queue.push_back(c);
+    }
+  }
+  return out;
+}
+
+// A zombie keeps only its ids, name and wait status.
+model::Process dump_zombie(pid_t pid) {
+  model::Process p;
+  auto st = proc::parse_status(read_file("/proc/" + pid_s(pid) + "/status"));
+  auto stat = proc::parse_stat(read_file("/proc/" + pid_s(pid) + "/stat"));
+  p.host_pid = pid;
+  p.pid = st.nspid.empty() ? pid : st.nspid.back();
+  p.pgid = st.nspgid.empty() ? stat.pgrp : st.nspgid.back();
+  p.sid = st.nssid.empty() ? stat.session : st.nssid.back();
+  p.ppid = stat.ppid;
+  p.comm = stat.comm;
+  p.zombie = true;
+  p.exit_status = stat.exit_code;
+  return p;
+}
+
+}  // namespace
 
 DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_name,
                      const std::function<void()>& before_release) {
@@ -117,8 +157,33 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   check_dumpable(pid, opt);
   auto sandbox = sandbox_of(pid);
 
+  // What to take: a whole sandbox but its init; or the process, with its descendants for --tree.
+  std::function<std::vector<pid_t>()> scope;
+  if (sandbox) {
+    pid_t init = sandbox->init_pid;
+    scope = [init] { return descendants(init, false); };
+  } else if (opt.scope == Scope::pid) {
+    scope = [pid] { return std::vector<pid_t>{pid}; };
+  } else {
+    scope = [pid] { return descendants(pid, true); };
+  }
+  auto live = [&scope] {
+    std::vector<pid_t> out;
+    for (pid_t p : scope())
+      if (!is_zombie(p)) out.push_back(p);
+    return out;
+  };
+  // Every process must be one we may take, before any is touched.
+  for (pid_t p : live()) {
+    if (p == pid) continue;
+    auto status = proc::parse_status(read_file("/proc/" + pid_s(p) + "/status"));
+    if (status.tracer_pid != 0 && opt.ptraced != TracedPolicy::allow)
+      throw Error("pid " + pid_s(p) + " (in the tree of " + pid_s(pid) + ") is already traced by pid " +
+                  pid_s(status.tracer_pid) + "; detach it first");
+  }
+
   DumpStats stats;
-  FrozenProcess fp(pid, sandbox ? &sandbox->cgroups : nullptr);
+  FrozenTree tree(live, sandbox ? &sandbox->cgroups : nullptr);
   model::Image img;
   utsname u{};
   uname(&u);
@@ -126,15 +191,24 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
   img.created_unix_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-  img.processes.push_back(dump_one(pid, fp));
-  for (const auto& p : img.processes) collect_pipes(p.host_pid, p, img.pipes);
-  img.root_pid = img.processes[0].pid;
+  for (const auto& fp : tree.processes()) img.processes.push_back(dump_one(fp->pid(), *fp));
+  for (pid_t p : scope())
+    if (is_zombie(p)) img.processes.push_back(dump_zombie(p));
+
+  // Parents as the image's namespace numbers them; the root's parent is the sandbox's init (1) or,
+  // outside a sandbox, whoever restarts it (0).
+  std::map<pid_t, int32_t> inner;
+  for (const auto& p : img.processes) inner[p.host_pid] = p.pid;
+  if (sandbox) inner[sandbox->init_pid] = 1;
+  for (auto& p : img.processes) p.ppid = inner.count(p.ppid) ? inner[p.ppid] : 0;
+  img.root_pid = sandbox ? sandbox->app_inner_pid : img.processes[0].pid;
   if (sandbox) {
     img.sandbox = sandbox->sandbox;
     img.sandbox->time = sandbox_clocks(pid);
-    // Inside a sandbox the parent is the crbox init, pid 1 of its namespace.
-    img.processes[0].ppid = 1;
   }
+  resolve_pipes(img.processes);
+  for (const auto& p : img.processes)
+    if (!p.zombie) collect_pipes(p.host_pid, p, img.pipes);
 
   image::BundleWriter w(out_fd, out_name);
   image::Header h;
@@ -143,13 +217,14 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   h.kernel_release = u.release;
   w.write_header(h);
   w.write_model(img);
-  for (auto& p : img.processes) stats.pages += dump_pages(p.host_pid, p, w);
+  for (auto& p : img.processes)
+    if (!p.zombie) stats.pages += dump_pages(p.host_pid, p, w);
   w.finish();
   stats.bytes = w.totals().bytes;
   stats.processes = static_cast<int32_t>(img.processes.size());
   if (before_release) before_release();
-  stats.frozen_us = fp.frozen_us();
-  fp.release(opt.after_signal);
+  stats.frozen_us = tree.frozen_us();
+  tree.release(opt.after_signal);
   stats.total_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
   return stats;

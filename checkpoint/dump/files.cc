@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "checkpoint/dump/collect.h"
@@ -27,20 +28,6 @@ model::FileId file_id(const struct stat& st) {
 // Terminal majors: 4 (tty, ttyS), 5 (/dev/tty, console, ptmx), 136-143 (Unix98 pty slaves)
 // (Documentation/admin-guide/devices.txt).
 bool isatty_major(unsigned maj) { return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143); }
-
-// Whether fds of `pid` hold both a read end and a write end of pipe inode `ino`.
-bool both_ends_inside(pid_t pid, const std::vector<int>& fds, uint64_t ino) {
-  bool r = false, w = false;
-  for (int fd : fds) {
-    std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
-    struct stat st {};
-    if (stat(link.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_ino != ino) continue;
-    auto info = proc::parse_fdinfo(read_file("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd)));
-    if ((info.flags & O_ACCMODE) == O_RDONLY) r = true;
-    if ((info.flags & O_ACCMODE) == O_WRONLY) w = true;
-  }
-  return r && w;
-}
 
 // The bytes sitting in a pipe, read without taking them out: tee(2) duplicates pipe content into
 // another pipe without consuming it.
@@ -127,17 +114,18 @@ void collect_files(pid_t pid, model::Process& p) {
       f.kind = model::FdKind::regular;
     } else if (S_ISDIR(st.st_mode)) {
       f.kind = model::FdKind::directory;
+    } else if (S_ISFIFO(st.st_mode) && target.rfind("pipe:", 0) == 0) {
+      // A pipe stays one if both its ends are in the image; otherwise, on stdin/stdout/stderr it
+      // becomes cr_restart's (resolve_pipes decides, once every process is collected).
+      f.kind = model::FdKind::pipe;
+      f.pipe_id = static_cast<uint64_t>(st.st_ino);
     } else if (on_stdio && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode)) &&
-               !(S_ISFIFO(st.st_mode) && both_ends_inside(pid, fds, st.st_ino)) &&
                (!S_ISCHR(st.st_mode) || isatty_major(major(st.st_rdev)))) {
-      // A terminal, pipe or socket on stdin/stdout/stderr: the restarted process gets cr_restart's.
+      // A terminal, named pipe or socket on stdin/stdout/stderr: the restarted process gets
+      // cr_restart's.
       f.kind = model::FdKind::stdio;
     } else if (S_ISCHR(st.st_mode) && !target.empty() && target[0] == '/') {
       f.kind = model::FdKind::device;
-    } else if (S_ISFIFO(st.st_mode) && target.rfind("pipe:", 0) == 0) {
-      // Kept only if both ends turn out to be in the process (checked below).
-      f.kind = model::FdKind::pipe;
-      f.pipe_id = static_cast<uint64_t>(st.st_ino);
     } else if (S_ISFIFO(st.st_mode)) {
       throw Error(unsupported(pid, fd, "the named pipe " + target));
     } else if (S_ISSOCK(st.st_mode)) {
@@ -147,10 +135,29 @@ void collect_files(pid_t pid, model::Process& p) {
     }
     p.fds.push_back(std::move(f));
   }
-  for (const auto& f : p.fds) {
-    if (f.kind == model::FdKind::pipe && !both_ends_inside(pid, fds, f.pipe_id))
-      throw Error(unsupported(pid, f.fd, "a pipe whose other end is in another process (" + f.path + ")"));
-  }
+}
+
+void resolve_pipes(std::vector<model::Process>& procs) {
+  // Which ends of each pipe the image holds (fdinfo access mode: O_RDONLY read end, O_WRONLY write end).
+  std::map<uint64_t, std::pair<bool, bool>> ends;
+  for (const auto& p : procs)
+    for (const auto& f : p.fds) {
+      if (f.kind != model::FdKind::pipe) continue;
+      if ((f.flags & O_ACCMODE) == O_RDONLY) ends[f.pipe_id].first = true;
+      if ((f.flags & O_ACCMODE) == O_WRONLY) ends[f.pipe_id].second = true;
+    }
+  for (auto& p : procs)
+    for (auto& f : p.fds) {
+      if (f.kind != model::FdKind::pipe) continue;
+      auto [r, w] = ends[f.pipe_id];
+      if (r && w) continue;
+      if (f.fd <= 2) {
+        f.kind = model::FdKind::stdio;
+        f.pipe_id = 0;
+        continue;
+      }
+      throw Error(unsupported(p.host_pid, f.fd, "a pipe whose other end is outside the checkpointed processes (" + f.path + ")"));
+    }
 }
 
 void collect_pipes(pid_t pid, const model::Process& p, std::vector<model::Pipe>& pipes) {

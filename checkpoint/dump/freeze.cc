@@ -54,10 +54,10 @@ void requeue(const FrozenTask& t) {
 
 }  // namespace
 
-FrozenProcess::FrozenProcess(pid_t pid, const runtime::CgroupPaths* freezer) : pid_(pid) {
-  if (freezer && !freezer->freezer.empty()) freezer_ = *freezer;
+FrozenProcess::FrozenProcess(pid_t pid, bool wait) : pid_(pid) {
   try {
-    seize_all();
+    attach_listed(seen_);
+    if (wait) complete();
   } catch (...) {
     release();
     throw;
@@ -129,31 +129,25 @@ bool FrozenProcess::wait_stopped(FrozenTask& t) {
   return true;
 }
 
-void FrozenProcess::seize_all() {
-  std::set<pid_t> seen;
-  // Threads may be created while we stop others: list again until the set is stable. With a
-  // freezer cgroup, the whole group is frozen while tasks are seized and interrupted, so they all
-  // stop at once when it thaws (the interrupt is delivered as they leave the freezer).
-  for (bool first = true;; first = false) {
-    if (first && freezer_) runtime::set_frozen(*freezer_, true);
-    size_t before = tasks_.size();
-    try {
-      for (pid_t t : list_tasks(pid_)) {
-        if (seen.insert(t).second) attach(t);
-      }
-    } catch (...) {
-      if (first && freezer_) runtime::set_frozen(*freezer_, false);
-      throw;
-    }
-    if (first && freezer_) runtime::set_frozen(*freezer_, false);
-    if (tasks_.size() == before) break;
-    for (size_t i = before; i < tasks_.size();) {
+void FrozenProcess::attach_listed(std::set<pid_t>& seen) {
+  for (pid_t t : list_tasks(pid_)) {
+    if (seen.insert(t).second) attach(t);
+  }
+}
+
+void FrozenProcess::complete() {
+  // Threads may be created while we stop others: list again until the set is stable.
+  for (;;) {
+    for (size_t i = waited_; i < tasks_.size();) {
       if (wait_stopped(tasks_[i])) {
         i++;
       } else {
         tasks_.erase(tasks_.begin() + static_cast<long>(i));
       }
     }
+    waited_ = tasks_.size();
+    attach_listed(seen_);
+    if (tasks_.size() == waited_) break;
   }
   if (tasks_.empty()) throw Error("pid " + std::to_string(pid_) + " exited before it could be stopped");
   // The leader first, then threads by tid.
@@ -186,6 +180,60 @@ void FrozenProcess::release(int sig) {
       nanosleep(&ts, nullptr);
     }
   }
+}
+
+FrozenTree::FrozenTree(const std::function<std::vector<pid_t>()>& list, const runtime::CgroupPaths* freezer) {
+  bool use_freezer = freezer && !freezer->freezer.empty();
+  std::set<pid_t> seen;
+  try {
+    for (bool first = true;; first = false) {
+      if (first && use_freezer) runtime::set_frozen(*freezer, true);
+      std::vector<FrozenProcess*> fresh;
+      try {
+        for (pid_t pid : list()) {
+          if (!seen.insert(pid).second) continue;
+          procs_.push_back(std::make_unique<FrozenProcess>(pid, /*wait=*/false));
+          fresh.push_back(procs_.back().get());
+        }
+      } catch (...) {
+        if (first && use_freezer) runtime::set_frozen(*freezer, false);
+        throw;
+      }
+      if (first && use_freezer) runtime::set_frozen(*freezer, false);
+      if (fresh.empty()) break;
+      for (auto* fp : fresh) fp->complete();
+    }
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+FrozenTree::~FrozenTree() {
+  try {
+    release();
+  } catch (...) {
+  }
+}
+
+uint64_t FrozenTree::frozen_us() const {
+  uint64_t m = 0;
+  for (const auto& p : procs_) m = std::max(m, p->frozen_us());
+  return m;
+}
+
+void FrozenTree::release(int signal) {
+  if (released_) return;
+  released_ = true;
+  std::exception_ptr first;
+  for (auto& p : procs_) {
+    try {
+      p->release(signal);
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  }
+  if (first) std::rethrow_exception(first);
 }
 
 }  // namespace crbox::dump

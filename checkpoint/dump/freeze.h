@@ -7,7 +7,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,8 +29,11 @@ struct FrozenTask {
 
 class FrozenProcess {
  public:
-  // With `freezer`, the sandbox's freezer cgroup is frozen while the tasks are seized.
-  explicit FrozenProcess(pid_t pid, const runtime::CgroupPaths* freezer = nullptr);
+  // Seizes every thread. With `wait`, also waits until all are stopped (complete()); without, the
+  // caller calls complete() itself (after thawing a freezer cgroup, say).
+  explicit FrozenProcess(pid_t pid, bool wait = true);
+  // Waits for the seized threads to stop, then seizes threads created meanwhile until none appear.
+  void complete();
   ~FrozenProcess();
   FrozenProcess(const FrozenProcess&) = delete;
   FrozenProcess& operator=(const FrozenProcess&) = delete;
@@ -42,13 +48,35 @@ class FrozenProcess {
   void release(int signal = 0);
 
  private:
-  void seize_all();
+  void attach_listed(std::set<pid_t>& seen);
   bool attach(pid_t tid);
   bool wait_stopped(FrozenTask& t);
-  std::optional<runtime::CgroupPaths> freezer_;
+  std::set<pid_t> seen_;
+  size_t waited_ = 0;  // tasks_[0, waited_) are known to be stopped
   pid_t pid_;
   std::vector<FrozenTask> tasks_;
   uint64_t frozen_at_ns_ = 0;
+  bool released_ = false;
+};
+
+// Several processes frozen together: a sandbox, or a process and its descendants.
+class FrozenTree {
+ public:
+  // `list` gives the processes to stop, parents before children; it is asked again after each
+  // round until every process it names is stopped (they may fork meanwhile). With `freezer`, that
+  // cgroup is frozen while the first round is seized, so the whole group stops at one instant.
+  FrozenTree(const std::function<std::vector<pid_t>()>& list, const runtime::CgroupPaths* freezer);
+  ~FrozenTree();
+  FrozenTree(const FrozenTree&) = delete;
+  FrozenTree& operator=(const FrozenTree&) = delete;
+
+  const std::vector<std::unique_ptr<FrozenProcess>>& processes() const { return procs_; }
+  uint64_t frozen_us() const;
+  // Releases every process; `signal` (0: none) is sent to each first.
+  void release(int signal = 0);
+
+ private:
+  std::vector<std::unique_ptr<FrozenProcess>> procs_;
   bool released_ = false;
 };
 

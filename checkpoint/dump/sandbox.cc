@@ -15,6 +15,8 @@ std::optional<SandboxInfo> sandbox_of(pid_t pid) {
   info.sandbox.id = rec->id;
   info.sandbox.spec = rec->spec;
   info.cgroups = rec->cgroups;
+  info.init_pid = rec->init_pid;
+  info.app_inner_pid = rec->app_inner_pid;
   return info;
 }
 

@@ -14,6 +14,8 @@ namespace crbox::dump {
 struct SandboxInfo {
   model::Sandbox sandbox;       // what goes into the bundle
   runtime::CgroupPaths cgroups;  // its freezer, for the dump
+  pid_t init_pid = 0;           // host pid of its init
+  pid_t app_inner_pid = 0;      // the application cr_run started (the sandbox's exit status)
 };
 std::optional<SandboxInfo> sandbox_of(pid_t pid);
 bool sandbox_init_of(pid_t pid);

@@ -229,6 +229,10 @@ struct Process {
   std::vector<Fd> fds;
   std::vector<Thread> threads;                   // threads[0] is the leader
   bool cwd_outside = false;  // the cwd is on a mount outside the process's mount namespace (see Fd)
+  // A zombie: it has exited and its parent has not reaped it yet. Only the ids, comm and
+  // wait status are kept; it is recreated as a process that exits at once with that status.
+  bool zombie = false;
+  int32_t exit_status = 0;  // as wait(2) reports it
 
   template <class A>
   void serialize(A& a) {
@@ -236,7 +240,7 @@ struct Process {
       CEREAL_NVP(comm), CEREAL_NVP(creds), CEREAL_NVP(umask), CEREAL_NVP(cwd), CEREAL_NVP(root),
       CEREAL_NVP(personality), CEREAL_NVP(rlimits), CEREAL_NVP(sigactions), CEREAL_NVP(shared_pending),
       CEREAL_NVP(itimers), CEREAL_NVP(mm), CEREAL_NVP(vmas), CEREAL_NVP(fds), CEREAL_NVP(threads),
-      CEREAL_NVP(cwd_outside));
+      CEREAL_NVP(cwd_outside), CEREAL_NVP(zombie), CEREAL_NVP(exit_status));
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "checkpoint/image/bundle.h"
@@ -19,15 +20,19 @@ namespace crbox::restore {
 // --- In the new process, before it stops (throwing crbox::Error on failure) ---
 // files.cc: every fd at its number, flags and offset; stdio fds that were terminals, pipes or
 // sockets stay the ones inherited from cr_restart; pipes inside the image are made anew and
-// refilled. `keep_fd` (the sync pipe) survives.
-void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe>& pipes, int keep_fd,
+// refilled. The fds in `keep` (the sync pipe) survive; the pipe table's fds are closed.
+using PipeTable = std::map<uint64_t, std::pair<int, int>>;  // pipe id -> (read end, write end)
+void apply_files_in_child(const model::Process& p, const PipeTable& pipes, const std::set<int>& keep,
                           const std::map<int, int>& preopened = {});
+// files.cc, before the processes are made: every pipe of the image, refilled, at fds >= min_fd that
+// every new process inherits.
+PipeTable make_pipe_table(const std::vector<model::Pipe>& pipes, int min_fd);
 // files.cc, in cr_restart before a sandbox is made: opens the files that lived outside the
 // sandbox's mount namespace; returns image fd -> inherited fd, for apply_files_in_child.
-std::map<int, int> open_outside_files(const model::Process& p);
-// task.cc: cwd (through `cwd_fd` when it is >= 0: a directory cr_restart opened outside a
-// sandbox), umask, rlimits, personality.
-void apply_task_in_child(const model::Process& p, int cwd_fd = -1);
+std::map<int, int> open_outside_files(const model::Process& p, int min_fd);
+// task.cc: cwd (unless `cwd_done`: already entered through a directory cr_restart opened outside
+// a sandbox), umask, rlimits, personality.
+void apply_task_in_child(const model::Process& p, bool cwd_done = false);
 
 // --- Checks in cr_restart before anything is created ---
 // `host_path` turns a path as the process saw it into one cr_restart can check ("" = cannot be

@@ -32,28 +32,26 @@ void check_file_sources(const model::Process& p, const std::function<std::string
   }
 }
 
-namespace {
-
-// A new pipe for each pipe of the image, refilled with the bytes it held. Returns id -> {r, w}.
-std::map<uint64_t, std::pair<int, int>> make_pipes(const model::Process& p, const std::vector<model::Pipe>& pipes) {
-  std::map<uint64_t, std::pair<int, int>> out;
-  for (const auto& f : p.fds) {
-    if (f.kind != model::FdKind::pipe || out.count(f.pipe_id)) continue;
+PipeTable make_pipe_table(const std::vector<model::Pipe>& pipes, int min_fd) {
+  PipeTable out;
+  for (const auto& pd : pipes) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
-    out[f.pipe_id] = {fds[0], fds[1]};
-    for (const auto& pd : pipes) {
-      if (pd.id != f.pipe_id) continue;
-      if (pd.capacity) fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(pd.capacity));
-      if (!pd.data.empty()) write_all(fds[1], pd.data.data(), pd.data.size(), "refilling a pipe");
-    }
+    if (pipe2(fds, 0) != 0) throw_errno("pipe2");
+    // Not O_CLOEXEC, and out of the way of the image's numbers: every new process inherits the
+    // table, takes the ends it holds, and closes the rest.
+    int r = fcntl(fds[0], F_DUPFD, min_fd);
+    int w = r < 0 ? -1 : fcntl(fds[1], F_DUPFD, min_fd);
+    close(fds[0]);
+    close(fds[1]);
+    if (r < 0 || w < 0) throw_errno("fcntl F_DUPFD");
+    out[pd.id] = {r, w};
+    if (pd.capacity) fcntl(w, F_SETPIPE_SZ, static_cast<int>(pd.capacity));
+    if (!pd.data.empty()) write_all(w, pd.data.data(), pd.data.size(), "refilling a pipe");
   }
   return out;
 }
 
-}  // namespace
-
-std::map<int, int> open_outside_files(const model::Process& p) {
+std::map<int, int> open_outside_files(const model::Process& p, int min_fd) {
   std::map<int, int> out;
   for (const auto& f : p.fds) {
     if (!f.outside || f.kind == model::FdKind::stdio || f.kind == model::FdKind::pipe) continue;
@@ -61,7 +59,7 @@ std::map<int, int> open_outside_files(const model::Process& p) {
     // Not O_CLOEXEC: the descriptor travels through the sandbox's init to the puppet.
     int fd = open(f.path.c_str(), flags | O_NOCTTY);
     if (fd < 0) throw_errno("fd " + std::to_string(f.fd) + ": reopening " + f.path, errno);
-    int high = fcntl(fd, F_DUPFD, 700);
+    int high = fcntl(fd, F_DUPFD, min_fd);
     close(fd);
     if (high < 0) throw_errno("fcntl F_DUPFD");
     out[f.fd] = high;
@@ -69,13 +67,13 @@ std::map<int, int> open_outside_files(const model::Process& p) {
   return out;
 }
 
-void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe>& pipes, int keep_fd,
+void apply_files_in_child(const model::Process& p, const PipeTable& made, const std::set<int>& keep,
                           const std::map<int, int>& preopened) {
-  auto made = make_pipes(p, pipes);
   // Open everything first at temporary numbers above the image's highest fd and ours, so opening
   // one never clobbers a descriptor still needed; then move each into place.
-  int top = keep_fd;
+  int top = keep.empty() ? 0 : *keep.rbegin();
   for (const auto& f : p.fds) top = std::max(top, f.fd);
+  for (auto& [id, ends] : made) top = std::max(top, std::max(ends.first, ends.second));
   std::set<int> wanted;
   std::vector<std::pair<int, int>> moves;  // temporary -> final
   for (const auto& f : p.fds) {
@@ -113,7 +111,7 @@ void apply_files_in_child(const model::Process& p, const std::vector<model::Pipe
   }
   closedir(dir);
   for (int fd : open_now) {
-    if (fd == keep_fd || temps.count(fd)) continue;
+    if (keep.count(fd) || temps.count(fd)) continue;
     bool stdio_kept = false;
     for (const auto& f : p.fds) stdio_kept = stdio_kept || (f.fd == fd && f.kind == model::FdKind::stdio);
     if (!stdio_kept) close(fd);

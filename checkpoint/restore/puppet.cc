@@ -77,12 +77,7 @@ void puppet_child_main(int sync_fd, uint64_t trampoline, const std::function<voi
     // If cr_restart dies before the restore completes, so does the half-made process.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     setup(sync_fd);
-    void* t = mmap(reinterpret_cast<void*>(trampoline), kTrampolinePages * kPage, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (t == MAP_FAILED || reinterpret_cast<uint64_t>(t) != trampoline)
-      throw Error("cannot map the restore trampoline at its chosen address");
-    std::memcpy(t, arch::kTrampolineCode, sizeof arch::kTrampolineCode);
-    if (mprotect(t, kPage, PROT_READ | PROT_EXEC) != 0) throw_errno("mprotect trampoline");
+    map_trampoline(trampoline);
   } catch (const std::exception& e) {
     report_and_exit(sync_fd, e.what());
   }
@@ -90,12 +85,22 @@ void puppet_child_main(int sync_fd, uint64_t trampoline, const std::function<voi
   for (;;) pause();
 }
 
-uint64_t choose_trampoline(const model::Process& p) {
+void map_trampoline(uint64_t addr) {
+  void* t = mmap(reinterpret_cast<void*>(addr), kTrampolinePages * kPage, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (t == MAP_FAILED || reinterpret_cast<uint64_t>(t) != addr)
+    throw Error("cannot map the restore trampoline at its chosen address");
+  std::memcpy(t, arch::kTrampolineCode, sizeof arch::kTrampolineCode);
+  if (mprotect(t, kPage, PROT_READ | PROT_EXEC) != 0) throw_errno("mprotect trampoline");
+}
+
+uint64_t choose_trampoline(const model::Image& img) {
   auto own = proc::parse_maps(read_file("/proc/self/maps"));
   const uint64_t size = kTrampolinePages * kPage;
   auto busy = [&](uint64_t a) {
-    for (const auto& v : p.vmas)
-      if (a < v.end && v.start < a + size) return true;
+    for (const auto& p : img.processes)
+      for (const auto& v : p.vmas)
+        if (a < v.end && v.start < a + size) return true;
     for (const auto& m : own)
       if (a < m.end && m.start < a + size) return true;
     return false;
@@ -147,8 +152,8 @@ void Puppet::kill() {
 
 void Puppet::take_control() {
   char buf[1024];
-  std::string msg;
-  for (;;) {
+  std::string msg = sync_ ? "" : "ok";
+  while (sync_) {
     ssize_t n = read(sync_.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;

@@ -41,7 +41,8 @@ class Puppet {
   int child_sync_fd() const { return child_sync_fd_; }
   void set_child_sync_fd(int fd) { child_sync_fd_ = fd; }
 
-  // Waits for the process to report ready, then seizes and stops it.
+  // Waits for the process to report ready on its own sync pipe (if it has one), then seizes and
+  // stops it.
   void take_control();
   long call(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0,
             uint64_t a6 = 0) {
@@ -89,9 +90,11 @@ class Puppet {
 // `trampoline`, then reports on `sync_fd` ("ok" or the error text) and waits to be seized.
 [[noreturn]] void puppet_child_main(int sync_fd, uint64_t trampoline, const std::function<void(int)>& setup);
 
-// Chooses the trampoline's address: a hole in the image's layout that is also free in this
-// process (the puppet starts as a copy of it).
-uint64_t choose_trampoline(const model::Process& p);
+// Chooses the trampoline's address: a hole in every process's layout of the image that is also
+// free in this process (every puppet starts as a copy of it).
+uint64_t choose_trampoline(const model::Image& img);
+// In a new process: maps the trampoline (code page, then scratch pages) at `addr`. Throws.
+void map_trampoline(uint64_t addr);
 
 // clone3(2) with CLONE_PARENT-free fork semantics and, when `pid` > 0, set_tid = {pid}: in the
 // caller's pid namespace, the child gets exactly that pid. Returns like fork().

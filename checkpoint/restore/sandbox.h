@@ -10,9 +10,6 @@
 
 namespace crbox::restore {
 
-// Drives a created puppet through the whole restore (restorer.cc).
-void restore_into(Puppet& pp, const model::Process& p, image::BundleReader& reader, int stop_signal);
-
 int restart_sandboxed(const RestoreOptions& opt, const model::Image& img, image::BundleReader& reader,
                       int stop_signal, const std::function<void(const Restored&)>& on_restored);
 

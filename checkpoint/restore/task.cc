@@ -10,13 +10,9 @@
 
 namespace crbox::restore {
 
-void apply_task_in_child(const model::Process& p, int cwd_fd) {
-  if (cwd_fd >= 0) {
-    if (fchdir(cwd_fd) != 0) throw_errno("changing to the working directory " + p.cwd);
-    close(cwd_fd);
-  } else if (!p.cwd.empty() && chdir(p.cwd.c_str()) != 0) {
+void apply_task_in_child(const model::Process& p, bool cwd_done) {
+  if (!cwd_done && !p.cwd.empty() && chdir(p.cwd.c_str()) != 0)
     throw_errno("changing to the working directory " + p.cwd);
-  }
   umask(p.umask);
   for (const auto& r : p.rlimits) {
     rlimit lim{r.cur, r.max};

@@ -1,0 +1,314 @@
+#include "checkpoint/restore/tree.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <memory>
+
+#include "checkpoint/proc/misc.h"
+#include "checkpoint/proc/status.h"
+#include "checkpoint/restore/puppet.h"
+#include "checkpoint/restore/sandbox.h"
+#include "runtime/seccomp.h"
+#include "runtime/signals.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace crbox::restore {
+
+namespace {
+
+constexpr size_t kReportMax = 480;  // one report is a single write below PIPE_BUF: atomic (pipe(7))
+
+[[noreturn]] void exit_like(int status) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    rlimit none{0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    raise(sig);
+    _exit(128 + sig);
+  }
+  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 0);
+}
+
+[[noreturn]] void tree_child_main(const TreePlan& plan, size_t idx) {
+  const model::Process& p = plan.img->processes[idx];
+  auto report = [&](const std::string& what) {
+    std::string line = std::to_string(p.pid) + " " + what;
+    if (line.size() > kReportMax) line.resize(kReportMax);
+    line += '\n';
+    ssize_t r = write(plan.sync_fd, line.data(), line.size());
+    (void)r;
+  };
+  try {
+    // If cr_restart (or the process that made this one) dies first, so does the half-made one.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (plan.sandboxed) runtime::reset_signals();
+    bool root = p.pid == plan.img->root_pid;
+    // Sessions and groups: a leader makes its own before its children are made, so they inherit
+    // it. Outside a sandbox the root joins cr_restart's unless asked (--restore-sid/-pgid).
+    bool want_sid = plan.sandboxed || !root || plan.opt.restore_sid;
+    bool want_pgid = plan.sandboxed || !root || plan.opt.restore_pgid;
+    if (want_sid && p.sid == p.pid) {
+      if (setsid() < 0) throw_errno("setsid");
+    } else if (want_pgid && p.pgid == p.pid) {
+      if (setpgid(0, 0) < 0) throw_errno("setpgid");
+    }
+    if (p.zombie) exit_like(p.exit_status);
+    auto kids = plan.children.find(p.pid);
+    if (kids != plan.children.end())
+      for (size_t c : kids->second) spawn_process(plan, c);
+    auto cwd = plan.cwd_fds.find(p.pid);
+    if (cwd != plan.cwd_fds.end() && fchdir(cwd->second) != 0) throw_errno("changing to the working directory " + p.cwd);
+    std::map<int, int> mine;
+    for (auto& [key, fd] : plan.preopened)
+      if (key.first == p.pid) mine[key.second] = fd;
+    apply_files_in_child(p, plan.pipes, {plan.sync_fd}, mine);
+    apply_task_in_child(p, cwd != plan.cwd_fds.end());
+    // The sandbox's seccomp policy, as cr_run gave it; the injected syscalls that follow pass it
+    // because the puppet is traced with PTRACE_O_SUSPEND_SECCOMP.
+    if (plan.sandboxed) runtime::apply_seccomp(plan.img->sandbox->spec);
+    map_trampoline(plan.trampoline);
+  } catch (const std::exception& e) {
+    report(std::string("err ") + e.what());
+    _exit(1);
+  }
+  report("ok");
+  for (;;) pause();
+}
+
+// Page batches in bundle order, read ahead on another thread, with one batch of look-ahead so a
+// restore can tell where one process's pages end.
+class BatchStream {
+ public:
+  explicit BatchStream(image::BundleReader& r) : r_(r) { start(); }
+  ~BatchStream() {
+    if (next_.valid()) next_.wait();
+  }
+  const image::PageBatch* peek() {
+    if (!have_ && !done_) {
+      peeked_ = next_.get();
+      if (peeked_) {
+        have_ = true;
+        start();
+      } else {
+        done_ = true;
+      }
+    }
+    return have_ ? &*peeked_ : nullptr;
+  }
+  void pop() { have_ = false; }
+
+ private:
+  // The reader keeps two buffers: the batch in hand stays valid while the next one is read.
+  void start() {
+    next_ = std::async(std::launch::async, [this] { return r_.next_pages(); });
+  }
+  image::BundleReader& r_;
+  std::future<std::optional<image::PageBatch>> next_;
+  std::optional<image::PageBatch> peeked_;
+  bool have_ = false, done_ = false;
+};
+
+// Everything of one process but its release: memory, signals, timers, threads, credentials.
+void restore_state(Puppet& pp, const model::Process& p, BatchStream& batches) {
+  replace_address_space(pp, p);
+  while (const image::PageBatch* b = batches.peek()) {
+    if (b->pid != p.pid) break;
+    fill_pages(pp, *b);
+    batches.pop();
+  }
+  finish_address_space(pp, p);
+  apply_signals(pp, p);
+  apply_timers(pp, p);
+  const model::Thread& leader = p.threads.at(0);
+  apply_thread_state(pp, pp.injector(), leader);
+  std::vector<pid_t> hosts;
+  // The other threads, each at its tid, created from the leader once the address space is whole.
+  for (size_t i = 1; i < p.threads.size(); i++) {
+    pid_t host = pp.create_thread(p.threads[i].tid);
+    apply_thread_state(pp, pp.thread_injector(host), p.threads[i]);
+    hosts.push_back(host);
+  }
+  pp.check("closing the restore channel", SYS_close, static_cast<uint64_t>(pp.child_sync_fd()));
+  pp.check("PR_SET_PDEATHSIG", SYS_prctl, PR_SET_PDEATHSIG, 0);
+  // Credentials last: each step may drop a privilege the restore still needs (clone3 with set_tid
+  // needs CAP_CHECKPOINT_RESTORE). They are per task, so every thread gets them.
+  for (size_t i = 0; i < hosts.size(); i++) {
+    apply_creds(pp, pp.thread_injector(hosts[i]), p.creds);
+    pp.finish_thread(hosts[i], p.threads[i + 1]);
+  }
+  apply_creds(pp, pp.injector(), p.creds);
+  for (const auto& ps : p.shared_pending) {
+    if (ps.siginfo.size() != sizeof(siginfo_t)) continue;
+    siginfo_t si;
+    std::memcpy(&si, ps.siginfo.data(), sizeof si);
+    if (syscall(SYS_rt_sigqueueinfo, pp.pid(), si.si_signo, &si) != 0) kill(pp.pid(), si.si_signo);
+  }
+}
+
+}  // namespace
+
+std::set<int> TreePlan::inherited_fds() const {
+  std::set<int> out;
+  if (sync_fd >= 0) out.insert(sync_fd);
+  for (auto& [id, ends] : pipes) out.insert(ends.first), out.insert(ends.second);
+  for (auto& [k, fd] : preopened) out.insert(fd);
+  for (auto& [k, fd] : cwd_fds) out.insert(fd);
+  return out;
+}
+
+int prepare_tree(TreePlan& plan) {
+  const model::Image& img = *plan.img;
+  // The new processes' own descriptors sit above every number the image uses.
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  int top = 2;
+  for (size_t i = 0; i < img.processes.size(); i++) {
+    const auto& p = img.processes[i];
+    for (const auto& f : p.fds) top = std::max(top, f.fd);
+    plan.children[p.ppid].push_back(i);
+  }
+  const int base = std::max(top + 1, 100);
+  plan.trampoline = choose_trampoline(img);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
+  plan.sync_fd = fcntl(fds[1], F_DUPFD, base);
+  close(fds[1]);
+  if (plan.sync_fd < 0) throw_errno("fcntl F_DUPFD");
+  plan.pipes = make_pipe_table(img.pipes, base);
+  if (plan.sandboxed) {
+    for (const auto& p : img.processes) {
+      if (p.zombie) continue;
+      for (auto& [fd, opened] : open_outside_files(p, base)) plan.preopened[{p.pid, fd}] = opened;
+      if (p.cwd_outside) {
+        int cfd = open(p.cwd.c_str(), O_PATH | O_DIRECTORY);  // inherited through the sandbox's init
+        if (cfd < 0) throw_errno("the working directory " + p.cwd, errno);
+        int high = fcntl(cfd, F_DUPFD, base);
+        close(cfd);
+        plan.cwd_fds[p.pid] = high;
+      }
+    }
+  }
+  return fds[0];
+}
+
+pid_t spawn_process(const TreePlan& plan, size_t idx) {
+  const model::Process& p = plan.img->processes[idx];
+  pid_t c = clone_with_pid(plan.opt.restore_pid ? p.pid : 0);
+  if (c == 0) tree_child_main(plan, idx);
+  return c;
+}
+
+pid_t host_pid_in_tree(const TreePlan& plan, int32_t inner, pid_t anchor) {
+  if (!plan.sandboxed) return inner;
+  std::vector<pid_t> queue{anchor};
+  for (size_t i = 0; i < queue.size(); i++) {
+    auto text = try_read_file("/proc/" + std::to_string(queue[i]) + "/task/" + std::to_string(queue[i]) + "/children");
+    if (!text) continue;
+    for (pid_t c : proc::parse_children(*text)) {
+      queue.push_back(c);
+      auto st = try_read_file("/proc/" + std::to_string(c) + "/status");
+      if (st) {
+        auto s = proc::parse_status(*st);
+        if (!s.nspid.empty() && s.nspid.back() == inner) return c;
+      }
+    }
+  }
+  throw Error("restored process " + std::to_string(inner) + " cannot be found in its sandbox");
+}
+
+void restore_tree(const TreePlan& plan, int sync_read, image::BundleReader& reader, bool root_is_child,
+                  pid_t (*host_pid_of)(const TreePlan&, int32_t, pid_t), pid_t anchor, int stop_signal) {
+  const model::Image& img = *plan.img;
+  size_t expected = 0;
+  for (const auto& p : img.processes) expected += p.zombie ? 0 : 1;
+  pid_t root_host = root_is_child ? anchor : 0;
+
+  // 1. Every new process reports "ok" (or what went wrong) once set up.
+  std::set<int32_t> ready;
+  std::string buf;
+  auto last = std::chrono::steady_clock::now();
+  while (ready.size() < expected) {
+    pollfd pfd{sync_read, POLLIN, 0};
+    int n = poll(&pfd, 1, 200);
+    if (n > 0) {
+      char tmp[4096];
+      ssize_t k = read(sync_read, tmp, sizeof tmp);
+      if (k > 0) {
+        buf.append(tmp, static_cast<size_t>(k));
+        last = std::chrono::steady_clock::now();
+      }
+    }
+    size_t nl;
+    while ((nl = buf.find('\n')) != std::string::npos) {
+      std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      auto sp = line.find(' ');
+      int32_t pid = std::atoi(line.substr(0, sp).c_str());
+      std::string what = sp == std::string::npos ? "" : line.substr(sp + 1);
+      if (what == "ok") {
+        ready.insert(pid);
+      } else {
+        std::string msg = what.rfind("err ", 0) == 0 ? what.substr(4) : what;
+        throw Error((expected > 1 ? "restoring pid " + std::to_string(pid) + ": " : std::string()) + msg,
+                    msg.find("in use") != std::string::npos ? FailureKind::temporary : FailureKind::permanent);
+      }
+    }
+    if (root_host > 0) {
+      int st = 0;
+      if (waitpid(root_host, &st, WNOHANG) == root_host)
+        throw Error("the restored process died while it was being set up");
+    }
+    if (std::chrono::steady_clock::now() - last > std::chrono::seconds(30))
+      throw Error(std::to_string(expected - ready.size()) + " of the restored processes did not come up");
+  }
+
+  // 2. Seize them all.
+  std::vector<std::unique_ptr<Puppet>> puppets;
+  std::vector<const model::Process*> procs;
+  for (const auto& p : img.processes) {
+    if (p.zombie) continue;
+    bool child = root_is_child && p.pid == img.root_pid;
+    // cr_restart's own child is the anchor (it may have a new pid: --no-restore-pid).
+    pid_t host = child ? anchor : host_pid_of(plan, p.pid, anchor);
+    puppets.push_back(std::make_unique<Puppet>(host, plan.trampoline, UniqueFd(), child));
+    puppets.back()->set_child_sync_fd(plan.sync_fd);
+    puppets.back()->take_control();
+    procs.push_back(&p);
+  }
+  // 3. Process groups that were not the process's own nor its parent's: every group exists now.
+  for (size_t i = 0; i < puppets.size(); i++) {
+    auto st = proc::parse_status(read_file("/proc/" + std::to_string(puppets[i]->pid()) + "/status"));
+    int32_t now = st.nspgid.empty() ? 0 : st.nspgid.back();
+    bool root = procs[i]->pid == img.root_pid;
+    if (now != procs[i]->pgid && (plan.sandboxed || !root || plan.opt.restore_pgid))
+      puppets[i]->check("joining process group " + std::to_string(procs[i]->pgid), SYS_setpgid, 0,
+                        static_cast<uint64_t>(procs[i]->pgid));
+  }
+  // 4. Rebuild each, in the bundle's order.
+  BatchStream batches(reader);
+  for (size_t i = 0; i < puppets.size(); i++) restore_state(*puppets[i], *procs[i], batches);
+  if (const image::PageBatch* b = batches.peek())
+    throw Error("the image's page data names pid " + std::to_string(b->pid) + " out of order or unknown");
+  // 5. Let them all go, children first.
+  for (size_t i = puppets.size(); i-- > 0;) puppets[i]->release(procs[i]->threads.at(0), stop_signal);
+}
+
+}  // namespace crbox::restore
