@@ -38,6 +38,7 @@ model::Vma to_vma(pid_t pid, const proc::MapsEntry& m) {
   v.pgoff = m.offset;
   v.name = m.path;
   const std::string where = "pid " + std::to_string(pid) + " mapping " + hex(m.start) + "-" + hex(m.end);
+  const std::string map_file = "/proc/" + std::to_string(pid) + "/map_files/" + hex(m.start) + "-" + hex(m.end);
   if (m.path == "[vdso]") {
     v.kind = model::VmaKind::vdso;
   } else if (m.path == "[vvar]" || m.path == "[vvar_vclock]") {
@@ -50,13 +51,19 @@ model::Vma to_vma(pid_t pid, const proc::MapsEntry& m) {
     v.kind = m.shared ? model::VmaKind::anon_shared : model::VmaKind::anon_private;
     if (m.path == "[stack]") v.flags |= MAP_GROWSDOWN;
     if (m.path == "/dev/zero") v.name.clear();
+    if (m.shared) v.shmem_id = stat_id(map_file).ino;
+  } else if (m.deleted && m.shared && m.path.rfind("/dev/shm/", 0) == 0) {
+    // A POSIX shared memory object (shm_open(3)) already unlinked: nobody can open it by name any
+    // more, so it is restored as shared anonymous memory, shared again by every VMA that mapped it.
+    v.kind = model::VmaKind::anon_shared;
+    v.shmem_id = stat_id(map_file).ino;
   } else if (m.deleted) {
     throw Error(where + ": a mapping of the deleted file " + m.path + " is not supported yet");
   } else if (m.path[0] != '/') {
     throw Error(where + ": a mapping of " + m.path + " is not supported yet");
   } else {
     v.kind = m.shared ? model::VmaKind::file_shared : model::VmaKind::file_private;
-    v.file = stat_id("/proc/" + std::to_string(pid) + "/map_files/" + hex(m.start) + "-" + hex(m.end));
+    v.file = stat_id(map_file);
   }
   return v;
 }

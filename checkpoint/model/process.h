@@ -60,11 +60,14 @@ struct Vma {
   VmaKind kind = VmaKind::anon_private;
   std::string name;     // path, or "[heap]", "[stack]", "[vdso]", ... ; "" for plain anonymous
   FileId file;          // identity of the mapped file when kind is file_*
+  // kind == anon_shared: the shared memory object's inode. VMAs of the image with the same id (in
+  // one process or several) map the same memory, and are restored mapping one object again.
+  uint64_t shmem_id = 0;
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(start), CEREAL_NVP(end), CEREAL_NVP(prot), CEREAL_NVP(flags), CEREAL_NVP(pgoff),
-      CEREAL_NVP(kind), CEREAL_NVP(name), CEREAL_NVP(file));
+      CEREAL_NVP(kind), CEREAL_NVP(name), CEREAL_NVP(file), CEREAL_NVP(shmem_id));
   }
 };
 

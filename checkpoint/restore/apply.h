@@ -44,7 +44,14 @@ void check_file_sources(const model::Process& p, const std::function<std::string
 
 // --- Injected into the puppet ---
 // memory.cc: replaces the puppet's address space with the image's layout (pages not yet filled).
-void replace_address_space(Puppet& pp, const model::Process& p);
+// `shared` records where each shared memory object was first recreated, so later VMAs of the same
+// object (in this process or the next) map it again instead of making a new one.
+struct SharedMapping {
+  pid_t pid = 0;  // the image's pid of the process holding it
+  uint64_t start = 0, end = 0, pgoff = 0;
+};
+using SharedMemory = std::map<uint64_t, SharedMapping>;
+void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& shared);
 // memory.cc: writes one page batch into the puppet's memory.
 void fill_pages(Puppet& pp, const image::PageBatch& b);
 // memory.cc: final protections and the mm fields (prctl PR_SET_MM_MAP).

@@ -82,7 +82,7 @@ void check_memory_sources(const model::Process& p, const std::function<std::stri
                 FailureKind::environment);
 }
 
-void replace_address_space(Puppet& pp, const model::Process& p) {
+void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& shared) {
   pid_t pid = pp.pid();
   // glibc registered an rseq area in the puppet's TLS (inherited from cr_restart). The kernel
   // writes to it on preemption; unregister it before that memory disappears (rseq(2)).
@@ -146,9 +146,25 @@ void replace_address_space(Puppet& pp, const model::Process& p) {
     if (is_special(v.kind)) continue;
     uint64_t len = v.end - v.start;
     uint64_t flags = v.flags | MAP_FIXED;
+    if (v.kind == model::VmaKind::anon_shared && v.shmem_id && shared.count(v.shmem_id)) {
+      // Memory another VMA of the image shares: map the object that VMA got, through the restored
+      // process that holds it (/proc/PID/map_files, proc(5)).
+      const auto& first = shared.at(v.shmem_id);
+      if (v.pgoff < first.pgoff) throw Error("shared memory at " + hex(v.start) + " starts before its first mapping; not supported yet");
+      std::string path = "/proc/" + std::to_string(first.pid) + "/map_files/" + hex(first.start).substr(2) + "-" +
+                         hex(first.end).substr(2);
+      long fd = pp.check("opening shared memory " + path, SYS_openat, static_cast<uint64_t>(AT_FDCWD), pp.put_string(path),
+                         O_RDWR | O_CLOEXEC);
+      pp.check("mapping shared memory at " + hex(v.start), SYS_mmap, v.start, len, PROT_READ | PROT_WRITE,
+               MAP_SHARED | MAP_FIXED, static_cast<uint64_t>(fd), v.pgoff - first.pgoff);
+      pp.call(SYS_close, static_cast<uint64_t>(fd));
+      continue;
+    }
     if (v.kind == model::VmaKind::anon_private || v.kind == model::VmaKind::anon_shared) {
       pp.check("mapping " + hex(v.start), SYS_mmap, v.start, len, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS,
                static_cast<uint64_t>(-1), 0);
+      // Named by its pid in the image: the pid the puppets see, in and out of a sandbox.
+      if (v.kind == model::VmaKind::anon_shared && v.shmem_id) shared[v.shmem_id] = {p.pid, v.start, v.end, v.pgoff};
       continue;
     }
     bool shared_write = v.kind == model::VmaKind::file_shared && (v.prot & PROT_WRITE);

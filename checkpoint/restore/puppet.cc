@@ -142,11 +142,15 @@ Puppet::~Puppet() {
 void Puppet::kill() {
   if (pid_ <= 0 || released_) return;
   for (auto& [t, inj] : threads_) inj->release();
-  threads_.clear();
   if (inj_) inj_->release();
   inj_.reset();
   ::kill(pid_, SIGKILL);
-  if (is_child_) waitpid(pid_, nullptr, __WALL);
+  // A traced task's death is reported to its tracer first, and it stays a zombie, holding up its
+  // parent (and a pid namespace's teardown), until the tracer collects that report: collect it,
+  // parent or not (ptrace(2), "Death under ptrace").
+  for (auto& [t, inj] : threads_) waitpid(t, nullptr, __WALL);
+  threads_.clear();
+  waitpid(pid_, nullptr, __WALL);
   released_ = true;
 }
 

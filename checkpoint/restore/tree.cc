@@ -68,7 +68,10 @@ constexpr size_t kReportMax = 480;  // one report is a single write below PIPE_B
     } else if (want_pgid && p.pgid == p.pid) {
       if (setpgid(0, 0) < 0) throw_errno("setpgid");
     }
-    if (p.zombie) exit_like(p.exit_status);
+    if (p.zombie) {
+      prctl(PR_SET_NAME, p.comm.substr(0, 15).c_str());
+      exit_like(p.exit_status);
+    }
     auto kids = plan.children.find(p.pid);
     if (kids != plan.children.end())
       for (size_t c : kids->second) spawn_process(plan, c);
@@ -125,8 +128,8 @@ class BatchStream {
 };
 
 // Everything of one process but its release: memory, signals, timers, threads, credentials.
-void restore_state(Puppet& pp, const model::Process& p, BatchStream& batches) {
-  replace_address_space(pp, p);
+void restore_state(Puppet& pp, const model::Process& p, BatchStream& batches, SharedMemory& shared) {
+  replace_address_space(pp, p, shared);
   while (const image::PageBatch* b = batches.peek()) {
     if (b->pid != p.pid) break;
     fill_pages(pp, *b);
@@ -304,7 +307,8 @@ void restore_tree(const TreePlan& plan, int sync_read, image::BundleReader& read
   }
   // 4. Rebuild each, in the bundle's order.
   BatchStream batches(reader);
-  for (size_t i = 0; i < puppets.size(); i++) restore_state(*puppets[i], *procs[i], batches);
+  SharedMemory shared;
+  for (size_t i = 0; i < puppets.size(); i++) restore_state(*puppets[i], *procs[i], batches, shared);
   if (const image::PageBatch* b = batches.peek())
     throw Error("the image's page data names pid " + std::to_string(b->pid) + " out of order or unknown");
   // 5. Let them all go, children first.
