@@ -1,0 +1,458 @@
+// Checkpoint/restart of many tasks (issue 5): a process with 100 threads (mt_threads 100) and a
+// sandbox of 200 small processes (cr_run --sandbox tree_fanout 200), several runs each.
+//
+// One run: start the program and wait until every thread/child runs; `cr_checkpoint -v PID -f
+// IMAGE --kill` (wall time, and the frozen_ms/total_ms it prints with -v); wait until every
+// task is gone; `cr_restart --detach IMAGE` (wall time until it returns, i.e. until the tasks
+// run again); then, from inside, SIGUSR1 makes the restored program check every thread's tid
+// ("threads ok N") or every child's pid and parent ("tree ok N ..."). Everything is killed and
+// the image removed.
+// Output: one JSON object per line on stdout (kind "checkpoint", "restart", "summary"), a table
+// on stderr. Timing never makes it fail: exit 1 only when a tool failed or a restored program
+// answered wrong, 2 for bad usage. See bench/README.md.
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct Options {
+  int runs = 3;
+  int threads = 100;
+  int procs = 200;
+  std::string dir = "/dev/shm";
+  std::vector<std::string> cases{"threads", "sandbox_tree"};
+  std::string bin_dir = CRBOX_BIN_DIR;
+  std::string programs_dir = CRBOX_PROGRAMS_DIR;
+};
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: tree_bench [--runs N] [--threads N] [--procs N] [--dir DIR] [--cases threads,sandbox_tree]\n"
+               "                  [--bin-dir DIR] [--programs-dir DIR]\n");
+}
+
+std::optional<Options> parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      usage();
+      std::exit(0);
+    }
+    if (i + 1 >= argc) return std::nullopt;
+    std::string v = argv[++i];
+    if (a == "--runs") o.runs = std::max(1, std::atoi(v.c_str()));
+    else if (a == "--threads") o.threads = std::atoi(v.c_str());
+    else if (a == "--procs") o.procs = std::atoi(v.c_str());
+    else if (a == "--dir") o.dir = v;
+    else if (a == "--bin-dir") o.bin_dir = v;
+    else if (a == "--programs-dir") o.programs_dir = v;
+    else if (a == "--cases") {
+      o.cases.clear();
+      std::stringstream in(v);
+      std::string c;
+      while (std::getline(in, c, ','))
+        if (c == "threads" || c == "sandbox_tree") o.cases.push_back(c);
+        else return std::nullopt;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (o.threads < 1 || o.threads > 256 || o.procs < 1 || o.procs > 4096) return std::nullopt;
+  return o;
+}
+
+std::string json_str(const std::string& s) {
+  std::string r = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') r += '\\', r += c;
+    else if (static_cast<unsigned char>(c) < 0x20) r += ' ';
+    else r += c;
+  }
+  return r + "\"";
+}
+
+std::string num(std::optional<double> v) {
+  if (!v) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.4g", *v);
+  return b;
+}
+
+std::optional<double> median(std::vector<double> v) {
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// ---- processes -------------------------------------------------------------------------------
+
+struct Proc {
+  pid_t pid = -1;
+  int out = -1;  // stdout+stderr
+  std::string buf, all;
+
+  std::optional<std::string> read_line(double timeout_s) {
+    auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
+    for (;;) {
+      auto nl = buf.find('\n');
+      if (nl != std::string::npos) {
+        std::string l = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        return l;
+      }
+      if (out < 0) return std::nullopt;
+      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+      if (left <= 0) return std::nullopt;
+      pollfd p{out, POLLIN, 0};
+      if (poll(&p, 1, left) <= 0) continue;
+      char b[8192];
+      ssize_t k = read(out, b, sizeof b);
+      if (k <= 0) {
+        close(out);
+        out = -1;
+        continue;
+      }
+      buf.append(b, static_cast<size_t>(k));
+      all.append(b, static_cast<size_t>(k));
+    }
+  }
+  std::optional<std::string> wait_for(const std::string& prefix, double timeout_s) {
+    auto t0 = Clock::now();
+    for (;;) {
+      double left = timeout_s - seconds_since(t0);
+      if (left <= 0) return std::nullopt;
+      auto l = read_line(left);
+      if (!l) return std::nullopt;
+      if (l->rfind(prefix, 0) == 0) return l;
+    }
+  }
+  void close_out() {
+    if (out >= 0) close(out);
+    out = -1;
+  }
+};
+
+Proc spawn(const std::vector<std::string>& argv) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    std::perror("pipe");
+    std::exit(1);
+  }
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  Proc pr;
+  pr.pid = fork();
+  if (pr.pid == 0) {
+    setpgid(0, 0);
+    int dn = open("/dev/null", O_RDONLY);
+    dup2(dn, 0);
+    dup2(p[1], 1);
+    dup2(p[1], 2);
+    for (int fd = 3; fd < 1024; fd++) close(fd);  // only stdio: nothing inherited for the dump to trip on
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(p[1]);
+  pr.out = p[0];
+  return pr;
+}
+
+std::optional<int> wait_child(pid_t pid, double timeout_s) {
+  auto t0 = Clock::now();
+  for (;;) {
+    int st = 0;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (r < 0 || seconds_since(t0) > timeout_s) return std::nullopt;
+    usleep(1000);
+  }
+}
+
+std::string read_text(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string s;
+  char b[4096];
+  ssize_t k;
+  while ((k = read(fd, b, sizeof b)) > 0) s.append(b, static_cast<size_t>(k));
+  close(fd);
+  return s;
+}
+
+std::vector<std::pair<pid_t, pid_t>> all_with_parent() {
+  std::vector<std::pair<pid_t, pid_t>> all;
+  if (auto* d = opendir("/proc")) {
+    while (auto* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      pid_t p = static_cast<pid_t>(std::atol(e->d_name));
+      std::string s = read_text("/proc/" + std::to_string(p) + "/stat");
+      auto rp = s.rfind(')');
+      if (rp == std::string::npos) continue;
+      std::istringstream in(s.substr(rp + 2));
+      std::string state;
+      long pp = -1;
+      in >> state >> pp;
+      all.emplace_back(p, static_cast<pid_t>(pp));
+    }
+    closedir(d);
+  }
+  return all;
+}
+
+std::vector<pid_t> descendants(pid_t root) {
+  auto all = all_with_parent();
+  std::vector<pid_t> out, front{root};
+  while (!front.empty()) {
+    std::vector<pid_t> next;
+    for (pid_t f : front)
+      for (auto [p, pp] : all)
+        if (pp == f) next.push_back(p);
+    out.insert(out.end(), next.begin(), next.end());
+    front = next;
+  }
+  return out;
+}
+
+// The host pid of inner pid `inner` in a pid namespace below root; -1 after the time-out.
+pid_t find_inner(pid_t root, pid_t inner, double timeout_s) {
+  auto t0 = Clock::now();
+  while (seconds_since(t0) < timeout_s) {
+    for (pid_t p : descendants(root)) {
+      std::istringstream in(read_text("/proc/" + std::to_string(p) + "/status"));
+      std::string line;
+      while (std::getline(in, line))
+        if (line.rfind("NSpid:", 0) == 0) {
+          std::istringstream f(line.substr(6));
+          std::vector<long> v;
+          long x;
+          while (f >> x) v.push_back(x);
+          if (v.size() >= 2 && v.back() == inner) return p;
+        }
+    }
+    usleep(5000);
+  }
+  return -1;
+}
+
+void kill_and_reap_all() {
+  for (int round = 0; round < 10; round++) {
+    auto d = descendants(getpid());
+    if (d.empty()) return;
+    for (auto it = d.rbegin(); it != d.rend(); ++it) kill(*it, SIGKILL);
+    usleep(20000);
+    while (waitpid(-1, nullptr, WNOHANG | __WALL) > 0) {
+    }
+  }
+}
+
+bool all_gone(const std::vector<pid_t>& pids, double timeout_s) {
+  auto t0 = Clock::now();
+  for (pid_t p : pids) {
+    for (;;) {
+      waitpid(p, nullptr, WNOHANG | __WALL);
+      struct stat st;
+      if (stat(("/proc/" + std::to_string(p)).c_str(), &st) != 0) break;
+      if (seconds_since(t0) > timeout_s) return false;
+      usleep(2000);
+    }
+  }
+  return true;
+}
+
+std::optional<double> number_after(const std::string& text, const std::string& key) {
+  auto p = text.find(key);
+  if (p == std::string::npos) return std::nullopt;
+  const char* s = text.c_str() + p + key.size();
+  char* end = nullptr;
+  double v = std::strtod(s, &end);
+  if (end == s) return std::nullopt;
+  return v;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// ---- one run -----------------------------------------------------------------------------------
+
+struct RunResult {
+  int tasks = 0;  // threads or processes checkpointed
+  std::optional<double> ckpt_s, frozen_ms, total_ms, restart_s;
+  unsigned long long image_bytes = 0;
+  std::string verify = "skipped";
+  std::string error;
+};
+
+RunResult one_run(const Options& o, const std::string& which) {
+  RunResult r;
+  bool sandbox = which == "sandbox_tree";
+  int n = sandbox ? o.procs : o.threads;
+  r.tasks = n + 1;  // children + parent, or threads + main thread
+  std::vector<std::string> argv;
+  if (sandbox) argv = {o.bin_dir + "/cr_run", "--sandbox", o.programs_dir + "/tree_fanout", std::to_string(n), "200"};
+  else argv = {o.programs_dir + "/mt_threads", std::to_string(n), "200"};
+  std::string ready = "started " + std::to_string(n);
+  std::string answer = sandbox ? "tree ok " + std::to_string(n) + " " : "threads ok " + std::to_string(n);
+  std::string answer_prefix = sandbox ? "tree " : "threads ";
+
+  Proc app = spawn(argv);
+  if (!app.wait_for(ready, 120)) {
+    r.error = which + " did not start: " + first_line(app.all);
+    kill_and_reap_all();
+    app.close_out();
+    return r;
+  }
+  pid_t pid = sandbox ? find_inner(app.pid, 2, 10) : app.pid;
+  std::vector<pid_t> tasks{pid};
+  for (pid_t d : descendants(pid)) tasks.push_back(d);
+  if (pid <= 0) {
+    r.error = "cannot find the program's pid";
+    kill_and_reap_all();
+    app.close_out();
+    return r;
+  }
+
+  std::string image = o.dir + "/crbox-tree-bench-" + std::to_string(getpid()) + ".ctx";
+  unlink(image.c_str());
+  auto t0 = Clock::now();
+  Proc ck = spawn({o.bin_dir + "/cr_checkpoint", "-v", std::to_string(pid), "-f", image, "--kill"});
+  while (ck.read_line(600)) {
+  }
+  auto ck_status = wait_child(ck.pid, 600);
+  double ck_s = seconds_since(t0);
+  ck.close_out();
+  if (!ck_status || *ck_status != 0) {
+    r.error = "cr_checkpoint failed: " + first_line(ck.all);
+    kill_and_reap_all();
+    app.close_out();
+    unlink(image.c_str());
+    return r;
+  }
+  r.ckpt_s = ck_s;
+  r.frozen_ms = number_after(ck.all, "frozen_ms=");
+  r.total_ms = number_after(ck.all, "total_ms=");
+  struct stat st;
+  if (stat(image.c_str(), &st) == 0) r.image_bytes = static_cast<unsigned long long>(st.st_size);
+  if (sandbox) wait_child(app.pid, 60);
+  if (!all_gone(tasks, 30)) {
+    r.error = "--kill left processes behind";
+    kill_and_reap_all();
+    app.close_out();
+    unlink(image.c_str());
+    return r;
+  }
+  app.close_out();
+
+  t0 = Clock::now();
+  Proc rs = spawn({o.bin_dir + "/cr_restart", "--detach", image});
+  auto rs_status = wait_child(rs.pid, 600);
+  double rs_s = seconds_since(t0);
+  if (!rs_status || *rs_status != 0) {
+    rs.read_line(0.2);
+    r.error = "cr_restart failed: " + first_line(rs.all + rs.buf);
+    kill_and_reap_all();
+    rs.close_out();
+    unlink(image.c_str());
+    return r;
+  }
+  r.restart_s = rs_s;
+  pid_t rp = sandbox ? find_inner(getpid(), 2, 10) : pid;  // detached: reparented to us (subreaper)
+  if (rp > 0 && kill(rp, SIGUSR1) == 0) {
+    auto line = rs.wait_for(answer_prefix, 60);
+    if (!line) r.verify = "no answer";
+    else if (line->rfind(answer, 0) != 0) r.verify = "bad: " + *line;
+    else r.verify = "ok";
+  } else {
+    r.verify = "restored process not found";
+  }
+  kill_and_reap_all();
+  rs.close_out();
+  unlink(image.c_str());
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = parse_args(argc, argv);
+  if (!parsed) {
+    usage();
+    return 2;
+  }
+  const Options& o = *parsed;
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  signal(SIGPIPE, SIG_IGN);
+
+  int failures = 0;
+  struct Summary {
+    std::string which;
+    int tasks = 0;
+    std::vector<double> ck, frozen, total, rs;
+  };
+  std::vector<Summary> sums;
+  for (auto& which : o.cases) {
+    Summary s;
+    s.which = which;
+    for (int run = 0; run < o.runs; run++) {
+      auto r = one_run(o, which);
+      s.tasks = r.tasks;
+      std::printf(
+          "{\"kind\":\"checkpoint\",\"case\":%s,\"tasks\":%d,\"run\":%d,\"wall_s\":%s,\"frozen_ms\":%s,"
+          "\"total_ms\":%s,\"image_bytes\":%llu,\"ok\":%s%s}\n",
+          json_str(which).c_str(), r.tasks, run, num(r.ckpt_s).c_str(), num(r.frozen_ms).c_str(),
+          num(r.total_ms).c_str(), r.image_bytes, r.ckpt_s ? "true" : "false",
+          !r.ckpt_s ? (",\"error\":" + json_str(r.error)).c_str() : "");
+      if (r.ckpt_s)
+        std::printf("{\"kind\":\"restart\",\"case\":%s,\"tasks\":%d,\"run\":%d,\"wall_s\":%s,\"verify\":%s,\"ok\":%s%s}\n",
+                    json_str(which).c_str(), r.tasks, run, num(r.restart_s).c_str(), json_str(r.verify).c_str(),
+                    r.restart_s ? "true" : "false",
+                    !r.restart_s ? (",\"error\":" + json_str(r.error)).c_str() : "");
+      if (!r.error.empty() || (r.verify != "ok" && r.verify != "skipped")) {
+        failures++;
+        std::fprintf(stderr, "%s run %d: %s\n", which.c_str(), run, !r.error.empty() ? r.error.c_str() : r.verify.c_str());
+      }
+      if (r.ckpt_s) s.ck.push_back(*r.ckpt_s * 1000);
+      if (r.frozen_ms) s.frozen.push_back(*r.frozen_ms);
+      if (r.total_ms) s.total.push_back(*r.total_ms);
+      if (r.restart_s) s.rs.push_back(*r.restart_s * 1000);
+    }
+    std::printf(
+        "{\"kind\":\"summary\",\"case\":%s,\"tasks\":%d,\"runs\":%d,\"checkpoint_wall_ms_median\":%s,"
+        "\"frozen_ms_median\":%s,\"checkpoint_total_ms_median\":%s,\"restart_wall_ms_median\":%s}\n",
+        json_str(which).c_str(), s.tasks, o.runs, num(median(s.ck)).c_str(), num(median(s.frozen)).c_str(),
+        num(median(s.total)).c_str(), num(median(s.rs)).c_str());
+    sums.push_back(s);
+  }
+  std::fprintf(stderr, "\n%-14s %6s %5s %14s %11s %14s %15s\n", "case", "tasks", "runs", "ckpt wall ms", "frozen ms",
+               "ckpt total ms", "restart wall ms");
+  for (auto& s : sums) {
+    auto f = [](std::optional<double> v) { return v ? num(v) : std::string("n/a"); };
+    std::fprintf(stderr, "%-14s %6d %5d %14s %11s %14s %15s\n", s.which.c_str(), s.tasks, o.runs,
+                 f(median(s.ck)).c_str(), f(median(s.frozen)).c_str(), f(median(s.total)).c_str(),
+                 f(median(s.rs)).c_str());
+  }
+  if (failures) std::fprintf(stderr, "%d run(s) failed; see the JSON lines with \"ok\":false or a bad verify\n", failures);
+  return failures ? 1 : 0;
+}
