@@ -58,6 +58,11 @@ constexpr size_t kReportMax = 480;  // one report is a single write below PIPE_B
     // If cr_restart (or the process that made this one) dies first, so does the half-made one.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (plan.sandboxed) runtime::reset_signals();
+    // Signals sent while the process is being made wait, blocked, for the image's own mask and
+    // handlers (set last, as it is let go); a default action now would kill it half-made.
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
     bool root = p.pid == plan.img->root_pid;
     // Sessions and groups: a leader makes its own before its children are made, so they inherit
     // it. Outside a sandbox the root joins cr_restart's unless asked (--restore-sid/-pgid).
@@ -296,8 +301,13 @@ void restore_tree(const TreePlan& plan, int sync_read, image::BundleReader& read
     puppets.back()->take_control();
     procs.push_back(&p);
   }
-  // 3. Process groups that were not the process's own nor its parent's: every group exists now.
+  // 3. Process groups that were not the process's own nor its parent's, where the group's leader
+  // is in the image: every such group exists now. (A group led by a process outside the image,
+  // such as the shell's, stays the one inherited.)
+  std::set<int32_t> led;
+  for (const auto& p : img.processes) led.insert(p.pid);
   for (size_t i = 0; i < puppets.size(); i++) {
+    if (!led.count(procs[i]->pgid)) continue;
     auto st = proc::parse_status(read_file("/proc/" + std::to_string(puppets[i]->pid()) + "/status"));
     int32_t now = st.nspgid.empty() ? 0 : st.nspgid.back();
     bool root = procs[i]->pid == img.root_pid;
