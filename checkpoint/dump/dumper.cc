@@ -205,6 +205,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   if (sandbox) {
     img.sandbox = sandbox->sandbox;
     img.sandbox->time = sandbox_clocks(pid);
+    img.sandbox->tmp = sandbox_tmp(sandbox->init_pid);
   }
   resolve_pipes(img.processes);
   for (const auto& p : img.processes)

@@ -126,6 +126,11 @@ void collect_files(pid_t pid, model::Process& p) {
       f.kind = model::FdKind::stdio;
     } else if (S_ISCHR(st.st_mode) && !target.empty() && target[0] == '/') {
       f.kind = model::FdKind::device;
+    } else if (S_ISFIFO(st.st_mode) && !target.empty() && target[0] == '/') {
+      // A named pipe: reopened by path (its node is on the host's file system, or in the
+      // sandbox's /tmp, which the bundle carries); its content is kept like a pipe's.
+      f.kind = model::FdKind::fifo;
+      f.pipe_id = static_cast<uint64_t>(st.st_ino);
     } else if (S_ISFIFO(st.st_mode)) {
       throw Error(unsupported(pid, fd, "the named pipe " + target));
     } else if (S_ISSOCK(st.st_mode)) {
@@ -162,7 +167,8 @@ void resolve_pipes(std::vector<model::Process>& procs) {
 
 void collect_pipes(pid_t pid, const model::Process& p, std::vector<model::Pipe>& pipes) {
   for (const auto& f : p.fds) {
-    if (f.kind != model::FdKind::pipe || (f.flags & O_ACCMODE) != O_RDONLY) continue;
+    bool reads = (f.flags & O_ACCMODE) == O_RDONLY || (f.kind == model::FdKind::fifo && (f.flags & O_ACCMODE) == O_RDWR);
+    if ((f.kind != model::FdKind::pipe && f.kind != model::FdKind::fifo) || !reads) continue;
     bool seen = false;
     for (const auto& q : pipes) seen = seen || q.id == f.pipe_id;
     if (seen) continue;

@@ -19,6 +19,8 @@ struct SandboxInfo {
 };
 std::optional<SandboxInfo> sandbox_of(pid_t pid);
 bool sandbox_init_of(pid_t pid);
+// The content of a sandbox's private /tmp, read through its init's root (/proc/PID/root).
+std::vector<model::TmpEntry> sandbox_tmp(pid_t init_pid);
 // CLOCK_MONOTONIC and CLOCK_BOOTTIME as seen inside the pid's time namespace, now.
 model::TimeState sandbox_clocks(pid_t pid);
 

@@ -85,6 +85,7 @@ const char* fd_kind(model::FdKind k) {
     case model::FdKind::directory: return "directory";
     case model::FdKind::stdio: return "stdio";
     case model::FdKind::pipe: return "pipe";
+    case model::FdKind::fifo: return "fifo";
   }
   return "unknown";
 }
@@ -339,7 +340,7 @@ void write_process(JsonWriter& j, const model::Process& p, const PidPages* pp, c
     j.field("cloexec", f.cloexec);
     j.field("pos", f.pos);
     j.field("mode", octal(f.mode, 6));
-    if (f.kind == model::FdKind::pipe) j.field("pipe_id", f.pipe_id);
+    if (f.kind == model::FdKind::pipe || f.kind == model::FdKind::fifo) j.field("pipe_id", f.pipe_id);
     else if (f.kind != model::FdKind::stdio) {
       j.key("file");
       write_file_id(j, f.file);

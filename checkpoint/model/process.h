@@ -96,6 +96,7 @@ enum class FdKind : uint8_t {
   directory = 2,  // an O_DIRECTORY/O_PATH open of a directory
   stdio = 3,      // a terminal, pipe or socket on fd 0-2: becomes cr_restart's own
   pipe = 4,       // one end of a pipe whose both ends are in the image (Fd::pipe_id names it)
+  fifo = 5,       // a named pipe, reopened by path; Fd::pipe_id (its inode) keys its content
 };
 
 struct Fd {
@@ -258,14 +259,31 @@ struct TimeState {
   }
 };
 
+// One entry of a sandbox's private /tmp (a tmpfs that lives and dies with the sandbox).
+struct TmpEntry {
+  std::string path;  // relative to /tmp; parents come before their entries
+  uint32_t mode = 0;  // st_mode: type and permissions (directory, regular file, symlink, FIFO)
+  uint32_t uid = 0, gid = 0;
+  int64_t mtime_ns = 0;
+  std::string link;           // a symlink's target
+  std::vector<uint8_t> data;  // a regular file's content
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(path), CEREAL_NVP(mode), CEREAL_NVP(uid), CEREAL_NVP(gid), CEREAL_NVP(mtime_ns), CEREAL_NVP(link),
+      CEREAL_NVP(data));
+  }
+};
+
 struct Sandbox {
   std::string id;  // the registry id of the checkpointed sandbox
   SandboxSpec spec;
   TimeState time;
+  std::vector<TmpEntry> tmp;  // the content of its private /tmp
 
   template <class A>
   void serialize(A& a) {
-    a(CEREAL_NVP(id), CEREAL_NVP(spec), CEREAL_NVP(time));
+    a(CEREAL_NVP(id), CEREAL_NVP(spec), CEREAL_NVP(time), CEREAL_NVP(tmp));
   }
 };
 

@@ -85,6 +85,11 @@ void apply_files_in_child(const model::Process& p, const PipeTable& made, const 
       auto& ends = made.at(f.pipe_id);
       fd = dup((flags & O_ACCMODE) == O_RDONLY ? ends.first : ends.second);
       if (fd < 0 || fcntl(fd, F_SETFL, flags & O_NONBLOCK) != 0) throw_errno("fd " + std::to_string(f.fd) + ": pipe");
+    } else if (f.kind == model::FdKind::fifo) {
+      // Never blocks: cr_restart holds every named pipe open read-write (open_fifos).
+      fd = open(f.path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0 && !(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & ~O_ACCMODE) != 0)
+        throw_errno("fd " + std::to_string(f.fd) + ": " + f.path);
     } else if (preopened.count(f.fd)) {
       fd = preopened.at(f.fd);
     } else {

@@ -5,6 +5,8 @@
 // CLOCK_BOOTTIME continue from their values at the checkpoint (time_namespaces(7)).
 #include "checkpoint/restore/sandbox.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include "runtime/launcher.h"
 #include "util/error.h"
 #include "util/fd.h"
+#include "util/files.h"
 
 namespace crbox::restore {
 
@@ -21,6 +24,36 @@ int64_t clock_ns(clockid_t c) {
   timespec ts{};
   clock_gettime(c, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Refills the new sandbox's private /tmp (run inside its init, where that tmpfs is mounted).
+void populate_tmp(const std::vector<model::TmpEntry>& entries) {
+  for (const auto& e : entries) {
+    std::string path = "/tmp/" + e.path;
+    mode_t perm = e.mode & 07777;
+    if (S_ISDIR(e.mode)) {
+      if (mkdir(path.c_str(), perm) != 0 && errno != EEXIST) throw_errno("recreating " + path);
+    } else if (S_ISREG(e.mode)) {
+      UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, perm));
+      if (!fd) throw_errno("recreating " + path);
+      write_all(fd.get(), e.data.data(), e.data.size(), path);
+    } else if (S_ISLNK(e.mode)) {
+      if (symlink(e.link.c_str(), path.c_str()) != 0) throw_errno("recreating " + path);
+    } else if (S_ISFIFO(e.mode)) {
+      if (mkfifo(path.c_str(), perm) != 0) throw_errno("recreating " + path);
+    } else {
+      continue;
+    }
+    if (lchown(path.c_str(), e.uid, e.gid) != 0) throw_errno("chown " + path);
+    if (!S_ISLNK(e.mode) && chmod(path.c_str(), perm) != 0) throw_errno("chmod " + path);
+  }
+  // Times last, deepest first: making an entry changes its folder's mtime.
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    timespec ts[2];
+    ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(it->mtime_ns / 1000000000);
+    ts[0].tv_nsec = ts[1].tv_nsec = static_cast<long>(it->mtime_ns % 1000000000);
+    utimensat(AT_FDCWD, ("/tmp/" + it->path).c_str(), ts, AT_SYMLINK_NOFOLLOW);
+  }
 }
 
 }  // namespace
@@ -49,6 +82,8 @@ int restart_sandboxed(const RestoreOptions& opt, const model::Image& img, image:
   // Inside the new init: make the processes whose parent was the init; they make the rest.
   lo.start_app = [&]() -> pid_t {
     close(sync_read.get());
+    populate_tmp(sb.tmp);
+    open_fifos(plan);  // this copy of the plan is the init's, which its children inherit
     pid_t app = 0;
     auto top = plan.children.find(1);
     if (top == plan.children.end()) throw Error("the image holds no process whose parent is the sandbox's init");
@@ -58,6 +93,7 @@ int restart_sandboxed(const RestoreOptions& opt, const model::Image& img, image:
     }
     // The init keeps none of what was opened for the new processes, so a dead one reads as gone.
     close_inherited();
+    for (auto& [path, fd] : plan.fifo_holders) close(fd);
     if (!app) throw Error("the sandbox's application (pid " + std::to_string(img.root_pid) + ") is not in the image");
     return app;
   };

@@ -177,7 +177,26 @@ std::set<int> TreePlan::inherited_fds() const {
   for (auto& [id, ends] : pipes) out.insert(ends.first), out.insert(ends.second);
   for (auto& [k, fd] : preopened) out.insert(fd);
   for (auto& [k, fd] : cwd_fds) out.insert(fd);
+  for (auto& [k, fd] : fifo_holders) out.insert(fd);
   return out;
+}
+
+void open_fifos(TreePlan& plan) {
+  std::set<uint64_t> refilled;
+  for (const auto& p : plan.img->processes) {
+    for (const auto& f : p.fds) {
+      if (f.kind != model::FdKind::fifo || plan.fifo_holders.count(f.path)) continue;
+      int fd = open(f.path.c_str(), O_RDWR | O_NONBLOCK);
+      if (fd < 0) throw_errno("fd " + std::to_string(f.fd) + " of pid " + std::to_string(p.pid) + ": the named pipe " + f.path);
+      int high = fcntl(fd, F_DUPFD, plan.fd_base);
+      close(fd);
+      if (high < 0) throw_errno("fcntl F_DUPFD");
+      plan.fifo_holders[f.path] = high;
+      if (!refilled.insert(f.pipe_id).second) continue;
+      for (const auto& pd : plan.img->pipes)
+        if (pd.id == f.pipe_id && !pd.data.empty()) write_all(high, pd.data.data(), pd.data.size(), "refilling " + f.path);
+    }
+  }
 }
 
 int prepare_tree(TreePlan& plan) {
@@ -194,6 +213,7 @@ int prepare_tree(TreePlan& plan) {
     plan.children[p.ppid].push_back(i);
   }
   const int base = std::max(top + 1, 100);
+  plan.fd_base = base;
   plan.trampoline = choose_trampoline(img);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
@@ -201,6 +221,7 @@ int prepare_tree(TreePlan& plan) {
   close(fds[1]);
   if (plan.sync_fd < 0) throw_errno("fcntl F_DUPFD");
   plan.pipes = make_pipe_table(img.pipes, base);
+  if (!plan.sandboxed) open_fifos(plan);
   if (plan.sandboxed) {
     for (const auto& p : img.processes) {
       if (p.zombie) continue;

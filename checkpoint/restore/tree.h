@@ -29,6 +29,8 @@ struct TreePlan {
   std::map<std::pair<int32_t, int>, int> preopened;  // (pid, fd) -> fd opened by cr_restart
   std::map<int32_t, int> cwd_fds;                    // pid -> directory opened by cr_restart
   std::map<int32_t, std::vector<size_t>> children;   // ppid -> indexes into img->processes
+  std::map<std::string, int> fifo_holders;           // named pipe -> an O_RDWR descriptor on it
+  int fd_base = 100;                                 // our descriptors sit at or above this
 
   // Everything above that cr_restart opened for the new processes (closed once they exist).
   std::set<int> inherited_fds() const;
@@ -37,6 +39,11 @@ struct TreePlan {
 // Prepares the plan in cr_restart: trampoline address, report pipe, pipe table, files outside a
 // sandbox. Returns the read end of the report pipe.
 int prepare_tree(TreePlan& plan);
+
+// Opens every named pipe the image's processes hold, read-write, so none of their own opens
+// blocks (fifo(7)), and refills each with the bytes it held. Runs where the paths are visible:
+// in cr_restart, or inside a new sandbox's init.
+void open_fifos(TreePlan& plan);
 
 // Creates image process `idx` as a child of the caller, at its pid, running the set-up above.
 // Returns its pid as the caller sees it.

@@ -134,9 +134,7 @@ TEST_F(TreePipeline, PlainTreeKillRestartRunsToEnd) { kill_restart_to_end(Mode::
 
 // The filter -> consumer link is a FIFO in the sandbox's private /tmp: the node and the bytes in
 // it come back.
-// Disabled until the engine saves a sandbox's private /tmp (the FIFO node lives there) and restores
-// named pipes; both are open work of issue 5 (see its notes).
-TEST_F(TreePipeline, DISABLED_SandboxFifoInPrivateTmp) { kill_restart_to_end(Mode::Sandbox, {"/tmp/tree-pipeline.fifo"}); }
+TEST_F(TreePipeline, SandboxFifoInPrivateTmp) { kill_restart_to_end(Mode::Sandbox, {"/tmp/tree-pipeline.fifo"}); }
 
 }  // namespace
 }  // namespace crbox::test::tree
