@@ -45,7 +45,9 @@ constexpr size_t kReportMax = 480;  // one report is a single write below PIPE_B
   _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 0);
 }
 
-[[noreturn]] void tree_child_main(const TreePlan& plan, size_t idx) {
+void spawn_orphan(const TreePlan& plan, size_t idx);
+
+[[noreturn]] void tree_child_main(const TreePlan& plan, size_t idx, bool orphan) {
   const model::Process& p = plan.img->processes[idx];
   auto report = [&](const std::string& what) {
     std::string line = std::to_string(p.pid) + " " + what;
@@ -56,7 +58,8 @@ constexpr size_t kReportMax = 480;  // one report is a single write below PIPE_B
   };
   try {
     // If cr_restart (or the process that made this one) dies first, so does the half-made one.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // (Not for an orphan, whose maker exits on purpose; it dies with the sandbox's init.)
+    if (!orphan) prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (plan.sandboxed) runtime::reset_signals();
     // Signals sent while the process is being made wait, blocked, for the image's own mask and
     // handlers (set last, as it is let go); a default action now would kill it half-made.
@@ -80,6 +83,9 @@ constexpr size_t kReportMax = 480;  // one report is a single write below PIPE_B
     auto kids = plan.children.find(p.pid);
     if (kids != plan.children.end())
       for (size_t c : kids->second) spawn_process(plan, c);
+    auto orphans = plan.orphans_by_session.find(p.pid);
+    if (orphans != plan.orphans_by_session.end())
+      for (size_t o : orphans->second) spawn_orphan(plan, o);
     auto cwd = plan.cwd_fds.find(p.pid);
     if (cwd != plan.cwd_fds.end() && fchdir(cwd->second) != 0) throw_errno("changing to the working directory " + p.cwd);
     std::map<int, int> mine;
@@ -97,6 +103,28 @@ constexpr size_t kReportMax = 480;  // one report is a single write below PIPE_B
   }
   report("ok");
   for (;;) pause();
+}
+
+// Makes orphan `idx` through a helper that exits at once (see TreePlan::orphans_by_session).
+void spawn_orphan(const TreePlan& plan, size_t idx) {
+  const model::Process& x = plan.img->processes[idx];
+  bool leaderless = x.pgid != x.pid;
+  for (const auto& q : plan.img->processes) leaderless = leaderless && q.pid != x.pgid;
+  pid_t h = clone_with_pid(leaderless ? x.pgid : 0);
+  if (h == 0) {
+    try {
+      if (leaderless && setpgid(0, 0) != 0) _exit(1);
+      spawn_process(plan, idx, /*orphan=*/true);
+    } catch (...) {
+      _exit(1);
+    }
+    _exit(0);
+  }
+  int st = 0;
+  while (waitpid(h, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    throw Error("could not recreate the orphan pid " + std::to_string(x.pid) + " in its session");
 }
 
 // Page batches in bundle order, read ahead on another thread, with one batch of look-ahead so a
@@ -207,10 +235,15 @@ int prepare_tree(TreePlan& plan) {
   nofile.rlim_cur = nofile.rlim_max;
   setrlimit(RLIMIT_NOFILE, &nofile);
   int top = 2;
+  std::set<int32_t> pids;
+  for (const auto& p : img.processes) pids.insert(p.pid);
   for (size_t i = 0; i < img.processes.size(); i++) {
     const auto& p = img.processes[i];
     for (const auto& f : p.fds) top = std::max(top, f.fd);
-    plan.children[p.ppid].push_back(i);
+    if (plan.sandboxed && p.ppid == 1 && p.sid != 1 && p.sid != p.pid && pids.count(p.sid))
+      plan.orphans_by_session[p.sid].push_back(i);
+    else
+      plan.children[p.ppid].push_back(i);
   }
   const int base = std::max(top + 1, 100);
   plan.fd_base = base;
@@ -238,10 +271,10 @@ int prepare_tree(TreePlan& plan) {
   return fds[0];
 }
 
-pid_t spawn_process(const TreePlan& plan, size_t idx) {
+pid_t spawn_process(const TreePlan& plan, size_t idx, bool orphan) {
   const model::Process& p = plan.img->processes[idx];
   pid_t c = clone_with_pid(plan.opt.restore_pid ? p.pid : 0);
-  if (c == 0) tree_child_main(plan, idx);
+  if (c == 0) tree_child_main(plan, idx, orphan);
   return c;
 }
 

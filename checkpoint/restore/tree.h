@@ -29,6 +29,11 @@ struct TreePlan {
   std::map<std::pair<int32_t, int>, int> preopened;  // (pid, fd) -> fd opened by cr_restart
   std::map<int32_t, int> cwd_fds;                    // pid -> directory opened by cr_restart
   std::map<int32_t, std::vector<size_t>> children;   // ppid -> indexes into img->processes
+  // Orphans (parent: the sandbox's init) in a session led by another process of the image, by that
+  // leader's pid: the leader makes them through a short-lived helper (at the pid of their group's
+  // dead leader, if it is gone) that exits at once, so they end up in the right session and group
+  // with the init as parent, as they were.
+  std::map<int32_t, std::vector<size_t>> orphans_by_session;
   std::map<std::string, int> fifo_holders;           // named pipe -> an O_RDWR descriptor on it
   int fd_base = 100;                                 // our descriptors sit at or above this
 
@@ -47,7 +52,8 @@ void open_fifos(TreePlan& plan);
 
 // Creates image process `idx` as a child of the caller, at its pid, running the set-up above.
 // Returns its pid as the caller sees it.
-pid_t spawn_process(const TreePlan& plan, size_t idx);
+// `orphan`: the process will lose its maker at once, so it gets no parent-death signal.
+pid_t spawn_process(const TreePlan& plan, size_t idx, bool orphan = false);
 
 // In cr_restart: waits for every new process to report, seizes them all, rebuilds each from the
 // bundle in image order, fixes process groups, and lets them all go together. `host_pid_of` maps

@@ -92,10 +92,8 @@ void run(bool orphan, bool side_by_side) {
 
 TEST_F(TreeSession, SandboxSideBySide) { run(false, true); }
 TEST_F(TreeSession, SandboxKillRestart) { run(false, false); }
-// Disabled until the restore recreates a process group whose leader has exited (a short-lived
-// helper at the leader's pid): open work of issue 5 (see its notes).
-TEST_F(TreeSession, DISABLED_OrphanAndLeaderlessGroupSideBySide) { run(true, true); }
-TEST_F(TreeSession, DISABLED_OrphanAndLeaderlessGroupKillRestart) { run(true, false); }
+TEST_F(TreeSession, OrphanAndLeaderlessGroupSideBySide) { run(true, true); }
+TEST_F(TreeSession, OrphanAndLeaderlessGroupKillRestart) { run(true, false); }
 
 }  // namespace
 }  // namespace crbox::test::tree
