@@ -16,8 +16,9 @@ namespace crbox::dump {
 
 // task.cc: pids, comm, credentials, cwd, root, umask, personality, rlimits.
 void collect_task(pid_t pid, model::Process& p);
-// creds.cc: securebits (asked of the task itself).
+// creds.cc: securebits (asked of the task itself), and the seccomp filters (through ptrace).
 void collect_securebits(RemoteSession& rs, model::Process& p);
+void collect_seccomp(pid_t pid, model::Process& p);
 // signals.cc: handlers and the process-wide pending queue.
 void collect_signals(pid_t pid, RemoteSession& rs, model::Process& p);
 // threads.cc: every thread's registers, mask, private pending signals, rseq and robust list

@@ -48,6 +48,7 @@ model::Process dump_one(pid_t pid, const FrozenProcess& fp) {
   auto maps = proc::parse_maps(read_file("/proc/" + pid_s(pid) + "/maps"));
   collect_thread_registers(fp, p);
   collect_files(pid, p);
+  collect_seccomp(pid, p);
   uint64_t vdso_start = 0, vdso_end = 0;
   for (const auto& m : maps)
     if (m.path == "[vdso]") vdso_start = m.start, vdso_end = m.end;

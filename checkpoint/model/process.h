@@ -237,6 +237,9 @@ struct Process {
   // wait status are kept; it is recreated as a process that exits at once with that status.
   bool zombie = false;
   int32_t exit_status = 0;  // as wait(2) reports it
+  // The seccomp filters in force (seccomp(2)), oldest first, each as its raw BPF instructions
+  // (struct sock_filter, 8 bytes each): a sandbox's policy and any the program added itself.
+  std::vector<std::vector<uint8_t>> seccomp_filters;
 
   template <class A>
   void serialize(A& a) {
@@ -244,7 +247,7 @@ struct Process {
       CEREAL_NVP(comm), CEREAL_NVP(creds), CEREAL_NVP(umask), CEREAL_NVP(cwd), CEREAL_NVP(root),
       CEREAL_NVP(personality), CEREAL_NVP(rlimits), CEREAL_NVP(sigactions), CEREAL_NVP(shared_pending),
       CEREAL_NVP(itimers), CEREAL_NVP(mm), CEREAL_NVP(vmas), CEREAL_NVP(fds), CEREAL_NVP(threads),
-      CEREAL_NVP(cwd_outside), CEREAL_NVP(zombie), CEREAL_NVP(exit_status));
+      CEREAL_NVP(cwd_outside), CEREAL_NVP(zombie), CEREAL_NVP(exit_status), CEREAL_NVP(seccomp_filters));
   }
 };
 

@@ -66,5 +66,7 @@ void apply_timers(Puppet& pp, const model::Process& p);
 // creds.cc: groups, uids, gids, capabilities, securebits, no_new_privs — all per task in the
 // kernel, so applied to each thread through its injector.
 void apply_creds(Puppet& pp, arch::Injector& inj, const model::Creds& c);
+// creds.cc: the process's seccomp filters, to every thread.
+void apply_seccomp_filters(Puppet& pp, const model::Process& p);
 
 }  // namespace crbox::restore

@@ -53,4 +53,23 @@ void apply_creds(Puppet& pp, arch::Injector& inj, const model::Creds& c) {
   if (c.no_new_privs) inj.check("PR_SET_NO_NEW_PRIVS", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
+void apply_seccomp_filters(Puppet& pp, const model::Process& p) {
+  // Oldest first, each loaded with SECCOMP_FILTER_FLAG_TSYNC so every thread gets it (seccomp(2)).
+  // The puppet still holds CAP_SYS_ADMIN, which loading a filter without no_new_privs needs, and it
+  // is traced with PTRACE_O_SUSPEND_SECCOMP, so the filters do not apply to the injected syscalls.
+  for (const auto& prog : p.seccomp_filters) {
+    if (prog.empty() || prog.size() % 8 != 0) throw Error("a seccomp filter in the image is malformed");
+    uint64_t insns = pp.put(prog.data(), prog.size(), 4096);
+    struct {
+      uint16_t len;
+      uint8_t pad[6];
+      uint64_t filter;
+    } fprog{static_cast<uint16_t>(prog.size() / 8), {}, insns};
+    uint64_t addr = pp.put(&fprog, sizeof fprog, 0);
+    long r = pp.call(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 1 /* SECCOMP_FILTER_FLAG_TSYNC */, addr);
+    if (r < 0) throw_errno("restoring a seccomp filter", static_cast<int>(-r));
+    if (r > 0) throw Error("restoring a seccomp filter: thread " + std::to_string(r) + " could not take it");
+  }
+}
+
 }  // namespace crbox::restore

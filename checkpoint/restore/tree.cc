@@ -18,7 +18,6 @@
 #include "checkpoint/proc/status.h"
 #include "checkpoint/restore/puppet.h"
 #include "checkpoint/restore/sandbox.h"
-#include "runtime/seccomp.h"
 #include "runtime/signals.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -93,9 +92,6 @@ void spawn_orphan(const TreePlan& plan, size_t idx);
       if (key.first == p.pid) mine[key.second] = fd;
     apply_files_in_child(p, plan.pipes, {plan.sync_fd}, mine);
     apply_task_in_child(p, cwd != plan.cwd_fds.end());
-    // The sandbox's seccomp policy, as cr_run gave it; the injected syscalls that follow pass it
-    // because the puppet is traced with PTRACE_O_SUSPEND_SECCOMP.
-    if (plan.sandboxed) runtime::apply_seccomp(plan.img->sandbox->spec);
     map_trampoline(plan.trampoline);
   } catch (const std::exception& e) {
     report(std::string("err ") + e.what());
@@ -180,6 +176,9 @@ void restore_state(Puppet& pp, const model::Process& p, BatchStream& batches, Sh
     apply_thread_state(pp, pp.thread_injector(host), p.threads[i]);
     hosts.push_back(host);
   }
+  // The process's seccomp filters (the sandbox's policy among them), before the privilege to load
+  // them goes with the credentials.
+  apply_seccomp_filters(pp, p);
   pp.check("closing the restore channel", SYS_close, static_cast<uint64_t>(pp.child_sync_fd()));
   pp.check("PR_SET_PDEATHSIG", SYS_prctl, PR_SET_PDEATHSIG, 0);
   // Credentials last: each step may drop a privilege the restore still needs (clone3 with set_tid
