@@ -12,6 +12,7 @@
 #include "cli/after_options.h"
 #include "util/error.h"
 #include "util/fd.h"
+#include "util/files.h"
 
 using namespace crbox;
 
@@ -102,6 +103,32 @@ int main(int argc, char** argv) {
     }
     fd = owned.get();
   }
+  // --detach: this process returns as soon as the restored processes run; a background copy of it
+  // stays their parent (and, for a sandbox, its launcher, which the sandbox cannot outlive).
+  UniqueFd detach_notify;
+  if (detach) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+      std::cerr << "cr_restart: pipe: " << strerror(errno) << "\n";
+      return 1;
+    }
+    pid_t bg = fork();
+    if (bg < 0) {
+      std::cerr << "cr_restart: fork: " << strerror(errno) << "\n";
+      return 1;
+    }
+    if (bg > 0) {
+      close(p[1]);
+      char c = 0;
+      ssize_t n;
+      while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR) {
+      }
+      return n == 1 && c == 'R' ? 0 : 1;  // the background copy printed why it failed
+    }
+    close(p[0]);
+    setsid();
+    detach_notify.reset(p[1]);
+  }
   bool restored = false;
   try {
     int status = restore::restart(opt, fd, name, [&](const restore::Restored& r) {
@@ -109,7 +136,10 @@ int main(int argc, char** argv) {
       owned.reset();
       if (verbose) std::cerr << "cr_restart: restored pid " << r.pid << "\n";
       run_hook(on_success, "success");
-      if (detach) _exit(0);
+      if (detach_notify) {
+        write_all(detach_notify.get(), "R", 1, "the detach pipe");
+        detach_notify.reset();
+      }
     });
     return status;
   } catch (const Error& e) {
