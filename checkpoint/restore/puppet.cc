@@ -27,12 +27,6 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 
-void report_and_exit(int fd, const std::string& msg) {
-  ssize_t r = write(fd, msg.data(), msg.size());
-  (void)r;
-  _exit(1);
-}
-
 bool is_zombie(pid_t pid) {
   auto st = try_read_file("/proc/" + std::to_string(pid) + "/stat");
   if (!st) return false;
@@ -72,19 +66,6 @@ pid_t clone_with_pid(pid_t pid) {
   return static_cast<pid_t>(r);
 }
 
-void puppet_child_main(int sync_fd, uint64_t trampoline, const std::function<void(int)>& setup) {
-  try {
-    // If cr_restart dies before the restore completes, so does the half-made process.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    setup(sync_fd);
-    map_trampoline(trampoline);
-  } catch (const std::exception& e) {
-    report_and_exit(sync_fd, e.what());
-  }
-  if (write(sync_fd, "ok", 2) != 2) _exit(1);
-  for (;;) pause();
-}
-
 void map_trampoline(uint64_t addr) {
   void* t = mmap(reinterpret_cast<void*>(addr), kTrampolinePages * kPage, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -109,27 +90,6 @@ uint64_t choose_trampoline(const model::Image& img) {
   for (uint64_t a = 0x10000000; a < 0x7f0000000000ull; a += 0x100000)
     if (!busy(a)) return a;
   throw Error("no free place for the restore trampoline in the image's address space");
-}
-
-Puppet::Puppet(pid_t pid, uint64_t trampoline, const std::function<void(int)>& child_setup) : tramp_(trampoline) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
-  // The child's end sits at a high number, out of the way of the image's descriptors; it is closed
-  // by an injected close() at the end.
-  int child_end = fcntl(fds[1], F_DUPFD_CLOEXEC, 900);
-  if (child_end < 0) throw_errno("fcntl F_DUPFD");
-  close(fds[1]);
-  child_sync_fd_ = child_end;
-  pid_t c = clone_with_pid(pid);
-  if (c == 0) {
-    close(fds[0]);
-    // The sync fd must survive; it is not in the image, and the injected close removes it.
-    fcntl(child_end, F_SETFD, 0);
-    puppet_child_main(child_end, trampoline, child_setup);
-  }
-  pid_ = c;
-  close(child_end);
-  sync_.reset(fds[0]);
 }
 
 Puppet::Puppet(pid_t host_pid, uint64_t trampoline, UniqueFd sync_read_end, bool is_child)

@@ -23,12 +23,9 @@ inline constexpr uint64_t kTrampolinePages = 16;  // page 0: code; the rest: scr
 
 class Puppet {
  public:
-  // Creates the process. `pid` = 0 lets the kernel choose. `child_setup` runs in the new process
-  // before it stops (its exceptions are reported back and make this constructor throw).
-  // `trampoline` is where the new process maps its trampoline.
-  Puppet(pid_t pid, uint64_t trampoline, const std::function<void(int sync_fd)>& child_setup);
-  // Adopts a process created elsewhere (inside a sandbox's init) that ran `puppet_child_main` and
-  // reported on `sync_fd`.
+  // Adopts a new process (made by tree.cc) that mapped its trampoline at `trampoline` and waits
+  // to be seized. With `sync_read_end`, take_control() first waits for its "ok" there; `is_child`:
+  // it is cr_restart's own child (reaped here if it has to be killed).
   Puppet(pid_t host_pid, uint64_t trampoline, UniqueFd sync_read_end, bool is_child);
   ~Puppet();  // kills the process unless released
   Puppet(const Puppet&) = delete;
@@ -85,10 +82,6 @@ class Puppet {
   std::unique_ptr<arch::Injector> inj_;
   std::vector<std::pair<pid_t, std::unique_ptr<arch::Injector>>> threads_;
 };
-
-// Code run by a new process that is to become a puppet: `setup`, then the trampoline at
-// `trampoline`, then reports on `sync_fd` ("ok" or the error text) and waits to be seized.
-[[noreturn]] void puppet_child_main(int sync_fd, uint64_t trampoline, const std::function<void(int)>& setup);
 
 // Chooses the trampoline's address: a hole in every process's layout of the image that is also
 // free in this process (every puppet starts as a copy of it).
