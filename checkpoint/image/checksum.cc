@@ -1,4 +1,5 @@
 // XXH3-64 checksums (https://github.com/Cyan4973/xxHash, seed 0) for the header and every section.
+#include <xxh_x86dispatch.h>
 #include <xxhash.h>
 
 #include <cstdlib>
@@ -9,7 +10,9 @@
 
 namespace crbox::image {
 
-uint64_t checksum(const void* p, size_t n) { return XXH3_64bits(p, n); }
+// The *_dispatch entry points pick the widest vector unit the CPU has at run time (AVX2 or
+// AVX-512 here, against SSE2 for the plain ones): the same hash, computed two to three times faster.
+uint64_t checksum(const void* p, size_t n) { return XXH3_64bits_dispatch(p, n); }
 
 namespace format {
 
@@ -29,7 +32,9 @@ Hasher::Hasher() : state_(XXH3_createState()) {
 
 Hasher::~Hasher() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
 
-void Hasher::update(const void* p, size_t n) { XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), p, n); }
+void Hasher::update(const void* p, size_t n) {
+  XXH3_64bits_update_dispatch(static_cast<XXH3_state_t*>(state_), p, n);
+}
 
 uint64_t Hasher::digest() const { return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_)); }
 
