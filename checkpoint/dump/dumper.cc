@@ -131,6 +131,29 @@ std::vector<pid_t> descendants(pid_t root, bool include_root) {
   return out;
 }
 
+// Every process whose process group (or session) is `id`, each parent before its children.
+std::vector<pid_t> members(pid_t id, bool session) {
+  std::map<pid_t, pid_t> parent;
+  DIR* d = opendir("/proc");
+  if (!d) throw_errno("/proc");
+  while (dirent* e = readdir(d)) {
+    auto v = parse_u64(e->d_name);
+    if (!v) continue;
+    auto text = try_read_file(std::string("/proc/") + e->d_name + "/stat");
+    if (!text) continue;
+    auto st = proc::parse_stat(*text);
+    if ((session ? st.session : st.pgrp) == id) parent[static_cast<pid_t>(*v)] = st.ppid;
+  }
+  closedir(d);
+  std::vector<pid_t> out;
+  for (auto& [p, pp] : parent)
+    if (!parent.count(pp)) out.push_back(p);  // roots of the set
+  for (size_t i = 0; i < out.size(); i++)
+    for (auto& [p, pp] : parent)
+      if (pp == out[i]) out.push_back(p);
+  return out;
+}
+
 // A zombie keeps only its ids, name and wait status.
 model::Process dump_zombie(pid_t pid) {
   model::Process p;
@@ -152,9 +175,15 @@ model::Process dump_zombie(pid_t pid) {
 DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_name,
                      const std::function<void()>& before_release) {
   auto t0 = std::chrono::steady_clock::now();
-  if (opt.scope == Scope::pgid || opt.scope == Scope::sid)
-    throw Error("checkpointing by process group or session is not supported yet; name a pid");
   pid_t pid = opt.id;
+  const bool by_group = opt.scope == Scope::pgid || opt.scope == Scope::sid;
+  if (by_group) {
+    // BLCR's -g/-s: every process of the group or session; the first one stands for the checks.
+    auto m = members(opt.id, opt.scope == Scope::sid);
+    if (m.empty())
+      throw Error("no process in " + std::string(opt.scope == Scope::sid ? "session " : "process group ") + pid_s(opt.id));
+    pid = m.front();
+  }
   check_dumpable(pid, opt);
   auto sandbox = sandbox_of(pid);
 
@@ -163,6 +192,10 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   if (sandbox) {
     pid_t init = sandbox->init_pid;
     scope = [init] { return descendants(init, false); };
+  } else if (by_group) {
+    pid_t id = opt.id;
+    bool session = opt.scope == Scope::sid;
+    scope = [id, session] { return members(id, session); };
   } else if (opt.scope == Scope::pid) {
     scope = [pid] { return std::vector<pid_t>{pid}; };
   } else {

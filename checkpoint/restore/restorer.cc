@@ -46,14 +46,28 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   plan.img = &img;
   plan.opt = opt;
   UniqueFd sync_read(prepare_tree(plan));
-  pid_t root = spawn_process(plan, 0);
+  // The roots (one, or several for a process group or session) are cr_restart's children; the
+  // first is the image's root, whose status cr_restart exits with.
+  std::vector<pid_t> roots;
+  auto kill_roots = [&roots] {
+    // A root's death takes every process it made with it (PR_SET_PDEATHSIG).
+    for (pid_t r : roots) {
+      kill(r, SIGKILL);
+      waitpid(r, nullptr, 0);
+    }
+  };
+  try {
+    for (size_t idx : plan.children[0]) roots.push_back(spawn_process(plan, idx));
+  } catch (...) {
+    kill_roots();
+    throw;
+  }
+  pid_t root = roots.front();
   for (int fd : plan.inherited_fds()) close(fd);
   try {
     restore_tree(plan, sync_read.get(), reader, true, host_pid_in_tree, root, stop_signal);
   } catch (...) {
-    // The root's death takes every process it made with it (PR_SET_PDEATHSIG).
-    kill(root, SIGKILL);
-    waitpid(root, nullptr, 0);
+    kill_roots();
     throw;
   }
   Restored r{root, root};

@@ -69,7 +69,8 @@ void spawn_orphan(const TreePlan& plan, size_t idx);
     // Sessions and groups: a leader makes its own before its children are made, so they inherit
     // it. Outside a sandbox the root joins cr_restart's unless asked (--restore-sid/-pgid).
     bool want_sid = plan.sandboxed || !root || plan.opt.restore_sid;
-    bool want_pgid = plan.sandboxed || !root || plan.opt.restore_pgid;
+    // (A root whose group other processes of the image share leads it again in any case.)
+    bool want_pgid = plan.sandboxed || !root || plan.opt.restore_pgid || plan.shared_groups.count(p.pid);
     if (want_sid && p.sid == p.pid) {
       if (setsid() < 0) throw_errno("setsid");
     } else if (want_pgid && p.pgid == p.pid) {
@@ -239,6 +240,7 @@ int prepare_tree(TreePlan& plan) {
   for (size_t i = 0; i < img.processes.size(); i++) {
     const auto& p = img.processes[i];
     for (const auto& f : p.fds) top = std::max(top, f.fd);
+    if (p.pgid != p.pid) plan.shared_groups.insert(p.pgid);
     if (plan.sandboxed && p.ppid == 1 && p.sid != 1 && p.sid != p.pid && pids.count(p.sid))
       plan.orphans_by_session[p.sid].push_back(i);
     else
@@ -346,9 +348,10 @@ void restore_tree(const TreePlan& plan, int sync_read, image::BundleReader& read
   std::vector<const model::Process*> procs;
   for (const auto& p : img.processes) {
     if (p.zombie) continue;
-    bool child = root_is_child && p.pid == img.root_pid;
-    // cr_restart's own child is the anchor (it may have a new pid: --no-restore-pid).
-    pid_t host = child ? anchor : host_pid_of(plan, p.pid, anchor);
+    // cr_restart's own children: the roots of an image taken outside a sandbox (several for a
+    // process group or session). The first is the anchor (it may have a new pid: --no-restore-pid).
+    bool child = root_is_child && p.ppid == 0;
+    pid_t host = (child && p.pid == img.root_pid) ? anchor : host_pid_of(plan, p.pid, anchor);
     puppets.push_back(std::make_unique<Puppet>(host, plan.trampoline, UniqueFd(), child));
     puppets.back()->set_child_sync_fd(plan.sync_fd);
     puppets.back()->take_control();

@@ -34,6 +34,7 @@ struct TreePlan {
   // dead leader, if it is gone) that exits at once, so they end up in the right session and group
   // with the init as parent, as they were.
   std::map<int32_t, std::vector<size_t>> orphans_by_session;
+  std::set<int32_t> shared_groups;  // process groups other processes of the image belong to
   std::map<std::string, int> fifo_holders;           // named pipe -> an O_RDWR descriptor on it
   int fd_base = 100;                                 // our descriptors sit at or above this
 
