@@ -21,22 +21,24 @@ class GroupScope : public ::testing::Test {
 };
 
 // The parent forks A (which leads a new group) and B (which joins it), then only sleeps.
+// Each line goes out in one write(2), so the two never interleave within a line.
 constexpr const char* kScript = R"(import os, time
+def say(*words): os.write(1, (" ".join(str(w) for w in words) + "\n").encode())
 a = os.fork()
 if a == 0:
     os.setpgid(0, 0)
     i = 0
     while True:
-        print("A", i, os.getpid(), os.getpgid(0), flush=True); i += 1; time.sleep(0.1)
+        say("A", i, os.getpid(), os.getpgid(0)); i += 1; time.sleep(0.1)
 b = os.fork()
 if b == 0:
     while os.getpgid(a) != a: time.sleep(0.01)
     os.setpgid(0, a)
     i = 0
     while True:
-        print("B", i, os.getpid(), os.getpgid(0), flush=True); i += 1; time.sleep(0.1)
+        say("B", i, os.getpid(), os.getpgid(0)); i += 1; time.sleep(0.1)
 time.sleep(0.3)
-print("group", a, b, flush=True)
+say("group", a, b)
 time.sleep(1000)
 )";
 
