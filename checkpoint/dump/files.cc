@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -28,6 +29,43 @@ model::FileId file_id(const struct stat& st) {
 // Terminal majors: 4 (tty, ttyS), 5 (/dev/tty, console, ptmx), 136-143 (Unix98 pty slaves)
 // (Documentation/admin-guide/devices.txt).
 bool isatty_major(unsigned maj) { return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143); }
+
+uint64_t field(const proc::FdInfo& info, const std::string& key, int base) {
+  auto it = info.extra.find(key);
+  if (it == info.extra.end()) throw Error("fdinfo lacks '" + key + "'");
+  auto v = parse_u64(trim(it->second), base);
+  if (!v) throw Error("fdinfo has a bad '" + key + "': " + it->second);
+  return *v;
+}
+
+// "(seconds, nanoseconds)" as timerfd's fdinfo prints it_value and it_interval.
+uint64_t timespec_field(const proc::FdInfo& info, const std::string& key) {
+  auto it = info.extra.find(key);
+  if (it == info.extra.end()) throw Error("fdinfo lacks '" + key + "'");
+  unsigned long long sec = 0, nsec = 0;
+  if (sscanf(it->second.c_str(), " (%llu, %llu)", &sec, &nsec) != 2) throw Error("fdinfo has a bad '" + key + "'");
+  return sec * 1000000000ull + nsec;
+}
+
+// eventfd, signalfd and timerfd, from their fdinfo lines (proc(5); eventfd-count and sigmask are
+// hexadecimal, ticks decimal).
+void kernel_object(const std::string& target, const proc::FdInfo& info, model::Fd& f) {
+  if (target == "anon_inode:[eventfd]") {
+    f.kind = model::FdKind::eventfd;
+    f.counter = field(info, "eventfd-count", 16);
+    auto sem = info.extra.find("eventfd-semaphore");
+    f.semaphore = sem != info.extra.end() && trim(sem->second) == "1";
+  } else if (target == "anon_inode:[signalfd]") {
+    f.kind = model::FdKind::signalfd;
+    f.sigmask = field(info, "sigmask", 16);
+  } else {
+    f.kind = model::FdKind::timerfd;
+    f.clockid = static_cast<int32_t>(field(info, "clockid", 10));
+    f.counter = field(info, "ticks", 10);
+    f.value_ns = timespec_field(info, "it_value");
+    f.interval_ns = timespec_field(info, "it_interval");
+  }
+}
 
 // The bytes sitting in a pipe, read without taking them out: tee(2) duplicates pipe content into
 // another pipe without consuming it.
@@ -135,6 +173,8 @@ void collect_files(pid_t pid, model::Process& p) {
       throw Error(unsupported(pid, fd, "the named pipe " + target));
     } else if (S_ISSOCK(st.st_mode)) {
       throw Error(unsupported(pid, fd, "a socket (" + target + ")"));
+    } else if (target == "anon_inode:[eventfd]" || target == "anon_inode:[signalfd]" || target == "anon_inode:[timerfd]") {
+      kernel_object(target, info, f);
     } else {
       throw Error(unsupported(pid, fd, "the kernel object " + target));
     }

@@ -86,6 +86,9 @@ const char* fd_kind(model::FdKind k) {
     case model::FdKind::stdio: return "stdio";
     case model::FdKind::pipe: return "pipe";
     case model::FdKind::fifo: return "fifo";
+    case model::FdKind::eventfd: return "eventfd";
+    case model::FdKind::signalfd: return "signalfd";
+    case model::FdKind::timerfd: return "timerfd";
   }
   return "unknown";
 }

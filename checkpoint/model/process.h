@@ -97,6 +97,9 @@ enum class FdKind : uint8_t {
   stdio = 3,      // a terminal, pipe or socket on fd 0-2: becomes cr_restart's own
   pipe = 4,       // one end of a pipe whose both ends are in the image (Fd::pipe_id names it)
   fifo = 5,       // a named pipe, reopened by path; Fd::pipe_id (its inode) keys its content
+  eventfd = 6,    // eventfd(2): Fd::counter, Fd::semaphore
+  signalfd = 7,   // signalfd(2): Fd::sigmask
+  timerfd = 8,    // timerfd_create(2): Fd::clockid, Fd::value_ns, Fd::interval_ns, Fd::counter (ticks)
 };
 
 struct Fd {
@@ -113,11 +116,19 @@ struct Fd {
   // stdout redirected to a host file, say): cr_restart reopens it in its own namespace and hands
   // it down, since the path cannot be reached from inside the new sandbox.
   bool outside = false;
+  // Kernel objects without a path (from /proc/PID/fdinfo, proc(5)).
+  uint64_t counter = 0;    // eventfd: its count; timerfd: expirations not yet read
+  bool semaphore = false;  // eventfd: EFD_SEMAPHORE
+  uint64_t sigmask = 0;    // signalfd
+  int32_t clockid = 0;     // timerfd
+  uint64_t value_ns = 0, interval_ns = 0;  // timerfd: time left, period
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(fd), CEREAL_NVP(kind), CEREAL_NVP(path), CEREAL_NVP(flags), CEREAL_NVP(cloexec),
-      CEREAL_NVP(pos), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(pipe_id), CEREAL_NVP(outside));
+      CEREAL_NVP(pos), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(pipe_id), CEREAL_NVP(outside),
+      CEREAL_NVP(counter), CEREAL_NVP(semaphore), CEREAL_NVP(sigmask), CEREAL_NVP(clockid), CEREAL_NVP(value_ns),
+      CEREAL_NVP(interval_ns));
   }
 };
 

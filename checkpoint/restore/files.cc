@@ -4,7 +4,11 @@
 // where cr_restart prints).
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -31,6 +35,42 @@ void check_file_sources(const model::Process& p, const std::function<std::string
                   FailureKind::environment);
   }
 }
+
+namespace {
+
+// A new eventfd, signalfd or timerfd in the saved state. A timerfd's unread expirations cannot be
+// put back one by one: if there were some, it fires again at once (one expiration).
+int make_kernel_object(const model::Fd& f) {
+  int nb = f.flags & O_NONBLOCK;
+  if (f.kind == model::FdKind::eventfd) {
+    int fd = eventfd(static_cast<unsigned>(f.counter), (nb ? EFD_NONBLOCK : 0) | (f.semaphore ? EFD_SEMAPHORE : 0));
+    if (fd >= 0 && f.counter > UINT32_MAX) {
+      uint64_t rest = f.counter - static_cast<unsigned>(f.counter);
+      write_all(fd, &rest, sizeof rest, "eventfd");
+    }
+    return fd;
+  }
+  if (f.kind == model::FdKind::signalfd) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig = 1; sig <= 64; sig++)
+      if (f.sigmask & (1ull << (sig - 1))) sigaddset(&set, sig);
+    return signalfd(-1, &set, nb ? SFD_NONBLOCK : 0);
+  }
+  int fd = timerfd_create(f.clockid, nb ? TFD_NONBLOCK : 0);
+  if (fd < 0) return fd;
+  itimerspec it{};
+  uint64_t value = f.counter > 0 ? 1 : f.value_ns;  // pending expirations: fire at once
+  it.it_value = {static_cast<time_t>(value / 1000000000), static_cast<long>(value % 1000000000)};
+  it.it_interval = {static_cast<time_t>(f.interval_ns / 1000000000), static_cast<long>(f.interval_ns % 1000000000)};
+  if (timerfd_settime(fd, 0, &it, nullptr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
 
 PipeTable make_pipe_table(const std::vector<model::Pipe>& pipes, int min_fd) {
   PipeTable out;
@@ -90,6 +130,9 @@ void apply_files_in_child(const model::Process& p, const PipeTable& made, const 
       fd = open(f.path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
       if (fd >= 0 && !(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & ~O_ACCMODE) != 0)
         throw_errno("fd " + std::to_string(f.fd) + ": " + f.path);
+    } else if (f.kind == model::FdKind::eventfd || f.kind == model::FdKind::signalfd ||
+               f.kind == model::FdKind::timerfd) {
+      fd = make_kernel_object(f);
     } else if (preopened.count(f.fd)) {
       fd = preopened.at(f.fd);
     } else {
