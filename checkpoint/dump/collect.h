@@ -2,6 +2,7 @@
 // checkpoint/restore/ under the same file name.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <vector>
@@ -25,6 +26,8 @@ void collect_signals(pid_t pid, RemoteSession& rs, model::Process& p);
 // (before anything is injected), then what only the thread can tell: altstack, clear_child_tid.
 void collect_thread_registers(const FrozenProcess& fp, model::Process& p);
 void collect_thread_injected(const FrozenProcess& fp, RemoteSession& rs, model::Process& p);
+// files.cc: the identity a restore checks a file against (device, inode, size, mtime).
+model::FileId file_id(const struct stat& st);
 // files.cc: open file descriptors, and the content of pipes held inside the image.
 void collect_files(pid_t pid, model::Process& p);
 void collect_pipes(pid_t pid, const model::Process& p, std::vector<model::Pipe>& pipes);

@@ -110,13 +110,6 @@ void check_dumpable(pid_t pid, const DumpOptions& opt) {
 
 namespace {
 
-bool is_zombie(pid_t pid) {
-  auto text = try_read_file("/proc/" + pid_s(pid) + "/stat");
-  if (!text) return false;
-  char state = proc::parse_stat(*text).state;
-  return state == 'Z' || state == 'X';
-}
-
 // `root` and its descendants, parents before children (breadth first).
 std::vector<pid_t> descendants(pid_t root, bool include_root) {
   std::vector<pid_t> out;
@@ -204,7 +197,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   auto live = [&scope] {
     std::vector<pid_t> out;
     for (pid_t p : scope())
-      if (!is_zombie(p)) out.push_back(p);
+      if (!proc::is_exited(p)) out.push_back(p);
     return out;
   };
   // Every process must be one we may take, before any is touched.
@@ -227,7 +220,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   img.created_unix_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
   for (const auto& fp : tree.processes()) img.processes.push_back(dump_one(fp->pid(), *fp));
   for (pid_t p : scope())
-    if (is_zombie(p)) img.processes.push_back(dump_zombie(p));
+    if (proc::is_exited(p)) img.processes.push_back(dump_zombie(p));
 
   // Parents as the image's namespace numbers them; the root's parent is the sandbox's init (1) or,
   // outside a sandbox, whoever restarts it (0).

@@ -21,11 +21,6 @@ namespace crbox::dump {
 
 namespace {
 
-model::FileId file_id(const struct stat& st) {
-  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size),
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
-}
-
 // Terminal majors: 4 (tty, ttyS), 5 (/dev/tty, console, ptmx), 136-143 (Unix98 pty slaves)
 // (Documentation/admin-guide/devices.txt).
 bool isatty_major(unsigned maj) { return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143); }
@@ -95,6 +90,11 @@ std::string unsupported(pid_t pid, int fd, const std::string& what) {
 }
 
 }  // namespace
+
+model::FileId file_id(const struct stat& st) {
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size),
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
 
 void collect_files(pid_t pid, model::Process& p) {
   std::string base = "/proc/" + std::to_string(pid);

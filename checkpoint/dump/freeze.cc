@@ -13,6 +13,7 @@
 #include <cstring>
 #include <set>
 
+#include "checkpoint/proc/stat.h"
 #include "runtime/cgroup.h"
 #include "util/deadline.h"
 #include "util/error.h"
@@ -172,10 +173,7 @@ void FrozenProcess::release(int sig) {
     // Return only once the process is dead (a zombie or gone), so a restart that follows at once
     // does not find its pid still running. Reaping it is its parent's business.
     for (int i = 0; i < 2000; i++) {
-      auto st = try_read_file("/proc/" + std::to_string(pid_) + "/stat");
-      if (!st) break;
-      auto rp = st->rfind(')');
-      if (rp != std::string::npos && rp + 2 < st->size() && ((*st)[rp + 2] == 'Z' || (*st)[rp + 2] == 'X')) break;
+      if (access(("/proc/" + std::to_string(pid_)).c_str(), F_OK) != 0 || proc::is_exited(pid_)) break;
       timespec ts{0, 1000000};
       nanosleep(&ts, nullptr);
     }

@@ -25,8 +25,7 @@ std::string hex(uint64_t v) {
 model::FileId stat_id(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) throw_errno("stat " + path);
-  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size),
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+  return file_id(st);
 }
 
 model::Vma to_vma(pid_t pid, const proc::MapsEntry& m) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/files.h"
 #include "util/strings.h"
 
 namespace crbox::proc {
@@ -73,6 +74,13 @@ Stat parse_stat(std::string_view text) {
   s.env_end = u(51);
   s.exit_code = static_cast<int32_t>(i(52));
   return s;
+}
+
+bool is_exited(pid_t pid) {
+  auto text = try_read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!text) return false;
+  char state = parse_stat(*text).state;
+  return state == 'Z' || state == 'X';
 }
 
 }  // namespace crbox::proc

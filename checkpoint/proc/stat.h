@@ -1,6 +1,8 @@
 // /proc/PID/stat (proc(5)): the fields crbox needs, by their proc(5) names.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -23,5 +25,9 @@ struct Stat {
 
 // Throws crbox::Error on malformed text.
 Stat parse_stat(std::string_view text);
+
+// Whether `pid` has exited but still holds its pid: a zombie waiting to be reaped ('Z'), or one
+// being reaped ('X'). False for a live process and for one that is gone.
+bool is_exited(pid_t pid);
 
 }  // namespace crbox::proc

@@ -17,6 +17,7 @@
 
 #include "checkpoint/arch/x86_64/regs.h"
 #include "checkpoint/proc/maps.h"
+#include "checkpoint/proc/stat.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/remote_mem.h"
@@ -26,13 +27,6 @@ namespace crbox::restore {
 namespace {
 
 constexpr uint64_t kPage = 4096;
-
-bool is_zombie(pid_t pid) {
-  auto st = try_read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (!st) return false;
-  auto rp = st->rfind(')');
-  return rp != std::string::npos && rp + 2 < st->size() && (*st)[rp + 2] == 'Z';
-}
 
 }  // namespace
 
@@ -47,13 +41,13 @@ pid_t clone_with_pid(pid_t pid) {
   long r = syscall(SYS_clone3, &args, sizeof args);
   // A process killed a moment ago (cr_checkpoint --kill) may still be a zombie waiting for its
   // parent to reap it: give the parent a moment.
-  for (int i = 0; r < 0 && errno == EEXIST && i < 200 && is_zombie(pid); i++) {
+  for (int i = 0; r < 0 && errno == EEXIST && i < 200 && proc::is_exited(pid); i++) {
     timespec ts{0, 10000000};
     nanosleep(&ts, nullptr);
     r = syscall(SYS_clone3, &args, sizeof args);
   }
   if (r < 0) {
-    if (errno == EEXIST && is_zombie(pid))
+    if (errno == EEXIST && proc::is_exited(pid))
       throw Error("pid " + std::to_string(pid) + " is still held by a zombie its parent has not reaped; restart with --no-restore-pid",
                   FailureKind::temporary);
     if (errno == EEXIST)
