@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   double time_limit = 0;
   bool quiet = false, verbose = false;
   bool ptraced_error = false, ptraced_skip = false, ptraced_allow = false, ptracer_error = false, ptracer_skip = false;
+  bool save_exe = false, save_private = false, save_shared = false, save_all = false, save_none = false;
 
   app.add_option("ID", id, "the process (or process group / session) to checkpoint")->required();
   auto* scope = app.add_option_group("scope", "what ID names");
@@ -84,6 +85,12 @@ int main(int argc, char** argv) {
   ptr->add_flag("--ptracer-error", ptracer_error, "fail on a process that traces another (default)");
   ptr->add_flag("--ptracer-skip", ptracer_skip, "leave such processes out");
   ptr->require_option(0, 1);
+  auto* save = app.add_option_group("save", "file contents kept in the bundle (memfds and deleted files always are)");
+  save->add_flag("--save-exe", save_exe, "keep the executable's content, so a restart works if it is replaced or missing");
+  save->add_flag("--save-private", save_private, "keep the content of files mapped privately (shared libraries among them)");
+  save->add_flag("--save-shared", save_shared, "keep the content of files mapped shared");
+  save->add_flag("--save-all", save_all, "all of the above: the bundle needs no file of this machine to restart");
+  save->add_flag("--save-none", save_none, "keep only what must be kept (default)");
   app.footer("Exit status: 0 on success, 1 on failure (the process is then left exactly as it was), 2 on bad usage.");
 
   try {
@@ -101,6 +108,10 @@ int main(int argc, char** argv) {
     std::cerr << "cr_checkpoint: --atomic, --clobber, --noclobber and --backup contradict each other\n";
     return 2;
   }
+  if (save_none && (save_exe || save_private || save_shared || save_all)) {
+    std::cerr << "cr_checkpoint: --save-none contradicts the other --save options\n";
+    return 2;
+  }
   if (sync && nosync) {
     std::cerr << "cr_checkpoint: --sync and --nosync contradict each other\n";
     return 2;
@@ -113,6 +124,9 @@ int main(int argc, char** argv) {
   opt.ptraced = ptraced_allow ? dump::TracedPolicy::allow : ptraced_skip ? dump::TracedPolicy::skip : dump::TracedPolicy::error;
   opt.ptracer = ptracer_skip ? dump::TracedPolicy::skip : dump::TracedPolicy::error;
   opt.verbose = verbose;
+  opt.save_exe = save_exe || save_all;
+  opt.save_private = save_private || save_all;
+  opt.save_shared = save_shared || save_all;
   if (time_limit > 0) set_deadline(std::chrono::milliseconds(static_cast<int64_t>(time_limit * 1000)));
 
   Destination d;

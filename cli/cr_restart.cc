@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   cli::AfterOptions after;
   std::string on_success, on_failure, on_fail_args, on_fail_temp, on_fail_env, on_fail_perm;
   bool detach = false, quiet = false, verbose = false;
+  std::vector<std::string> relocate;
+  bool accept_changed = false;
 
   app.add_option("FILE", file, "the bundle ('-' for standard input)");
   auto* src = app.add_option_group("source", "");
@@ -56,6 +58,9 @@ int main(int argc, char** argv) {
   app.add_option("--run-on-fail-temp", on_fail_temp, "run CMD if the restart fails for a temporary reason (pid in use)");
   app.add_option("--run-on-fail-env", on_fail_env, "run CMD if the restart fails for this machine's environment");
   app.add_option("--run-on-fail-perm", on_fail_perm, "run CMD if the restart fails for good (corrupt bundle)");
+  app.add_option("--relocate", relocate, "look for files under NEW that were under OLD at the checkpoint (OLD=NEW; repeatable)")
+      ->allow_extra_args(false);  // one OLD=NEW per --relocate; the bundle may follow
+  app.add_flag("--accept-changed-files", accept_changed, "use open or mapped files whose size or mtime changed since the checkpoint");
   app.add_flag("--detach", detach, "return as soon as the process runs instead of waiting for it");
   app.add_flag("-q,--quiet", quiet, "print nothing but errors");
   app.add_flag("-v,--verbose", verbose, "say what is restored");
@@ -87,6 +92,16 @@ int main(int argc, char** argv) {
   opt.restore_sid = restore_sid;
   opt.after_signal = after.signal_number();
   opt.verbose = verbose;
+  opt.accept_changed_files = accept_changed;
+  for (const auto& r : relocate) {
+    auto eq = r.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == r.size() || r[0] != '/' || r[eq + 1] != '/')
+      return usage("--relocate takes OLD=NEW, two absolute paths (got '" + r + "')");
+    std::string from = r.substr(0, eq), to = r.substr(eq + 1);
+    while (from.size() > 1 && from.back() == '/') from.pop_back();
+    while (to.size() > 1 && to.back() == '/') to.pop_back();
+    opt.relocate.push_back({from, to});
+  }
 
   UniqueFd owned;
   int fd = in_fd;

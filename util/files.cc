@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -99,6 +100,19 @@ void make_dirs(const std::string& path, mode_t mode) {
     if (cur.empty()) continue;
     if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) throw_errno("mkdir " + cur);
   }
+}
+
+int copy_remote_fd(pid_t pid, int fd) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) throw_errno("pidfd_open of pid " + std::to_string(pid));
+  int got = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  int err = errno;
+  close(pidfd);
+  if (got < 0) {
+    errno = err;
+    throw_errno("taking a copy of fd " + std::to_string(fd) + " of pid " + std::to_string(pid));
+  }
+  return got;
 }
 
 }  // namespace crbox

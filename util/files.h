@@ -22,6 +22,12 @@ bool read_exact(int fd, void* buf, size_t len, const std::string& what);
 // Writes `data` to `path` atomically: a temporary file in the same folder, fsync, rename.
 void write_file_atomic(const std::string& path, const std::string& data, mode_t mode = 0644);
 
+// A copy, in this process, of another process's descriptor `fd` (pidfd_getfd(2)): the same open
+// file description, so reading a socket's queue with MSG_PEEK or a file's content through it
+// leaves the owner's view unchanged (but a read(2) would move the shared offset). O_CLOEXEC.
+// Needs ptrace access to `pid`. Throws Error.
+int copy_remote_fd(pid_t pid, int fd);
+
 // Creates a directory and its parents (like mkdir -p). Throws Error.
 void make_dirs(const std::string& path, mode_t mode = 0755);
 

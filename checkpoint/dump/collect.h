@@ -11,6 +11,7 @@
 #include "checkpoint/dump/remote_session.h"
 #include "checkpoint/image/bundle.h"
 #include "checkpoint/model/process.h"
+#include "checkpoint/proc/fdinfo.h"
 #include "checkpoint/proc/maps.h"
 
 namespace crbox::dump {
@@ -34,6 +35,41 @@ void collect_pipes(pid_t pid, const model::Process& p, std::vector<model::Pipe>&
 // files.cc: once every process is collected: pipes with both ends in the image stay pipes; one
 // with an end outside becomes stdio on fds 0-2 and is refused elsewhere.
 void resolve_pipes(std::vector<model::Process>& procs);
+// files.cc: once every process is collected: which fds share one open file description
+// (kcmp(2), KCMP_FILE), as Fd::desc_id.
+void resolve_descriptions(std::vector<model::Process>& procs);
+// contents.cc: what to keep of files' content in the bundle (BLCR's --save-* options).
+struct SaveOptions {
+  bool exe = false;      // the executable
+  bool priv = false;     // files mapped MAP_PRIVATE (shared libraries among them)
+  bool shared = false;   // files mapped MAP_SHARED
+};
+// contents.cc: the content of memfds, of files deleted while open or mapped, and of the files
+// `save` asks for, into Image::contents; sets the content ids of fds, VMAs and executables.
+void collect_contents(model::Image& img, const SaveOptions& save);
+// A content id placeholder set by the collectors: "this fd or VMA needs its file's content".
+inline constexpr uint64_t kContentPending = ~0ull;
+// locks.cc: the locks an fd holds, from its fdinfo "lock:" lines.
+void collect_locks(pid_t pid, const proc::FdInfo& info, model::Fd& f);
+// sockets.cc: a socket's family, type, addresses, state, options and queued data (through a copy
+// of the descriptor, pidfd_getfd(2)). Throws an Error naming pid, fd and kind when unsupported.
+void collect_socket(pid_t pid, int fd, model::Fd& f);
+// sockets.cc: once every process is collected: a unix socket connected to one outside the image
+// is refused (on fds 0-2 it becomes stdio, like a pipe).
+void resolve_sockets(std::vector<model::Process>& procs);
+// epoll.cc: an epoll set's entries, from fdinfo "tfd:" lines.
+void collect_epoll(pid_t pid, const proc::FdInfo& info, model::Fd& f);
+// inotify.cc: an inotify instance's watches, from fdinfo "inotify wd:" lines, with their paths.
+void collect_inotify(pid_t pid, const proc::FdInfo& info, model::Fd& f);
+// ipc.cc: is this descriptor (/proc/PID/fd/N) a POSIX message queue? If so, fills the fd (kind
+// mqueue, name in Fd::path).
+bool collect_mqueue(pid_t pid, int fd, model::Fd& f);
+// ipc.cc: the System V segment id of a mapping (its file at `map_file`, /proc/PID/map_files/A-B)
+// if it is a shmat(2) attachment; throws for what is unsupported (SHM_HUGETLB).
+std::optional<int32_t> sysv_shm_id(pid_t pid, const proc::MapsEntry& m, const std::string& map_file);
+// ipc.cc: the content of every POSIX message queue the processes hold, and, for a sandbox
+// (`sandbox_pid`: any of its processes, 0 = none), the System V objects of its ipc namespace.
+void collect_ipc(const std::vector<model::Process>& procs, pid_t sandbox_pid, model::Ipc& ipc);
 // timers.cc: interval timers.
 void collect_timers(RemoteSession& rs, model::Process& p);
 // memory.cc: the VMAs and mm fields.

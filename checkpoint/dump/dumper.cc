@@ -235,8 +235,12 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
     img.sandbox->tmp = sandbox_tmp(sandbox->init_pid);
   }
   resolve_pipes(img.processes);
+  resolve_sockets(img.processes);
+  resolve_descriptions(img.processes);
   for (const auto& p : img.processes)
     if (!p.zombie) collect_pipes(p.host_pid, p, img.pipes);
+  collect_contents(img, SaveOptions{opt.save_exe, opt.save_private, opt.save_shared});
+  collect_ipc(img.processes, sandbox ? pid : 0, img.ipc);
 
   image::BundleWriter w(out_fd, out_name);
   image::Header h;

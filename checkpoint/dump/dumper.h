@@ -22,6 +22,9 @@ struct DumpOptions {
   TracedPolicy ptraced = TracedPolicy::error;
   TracedPolicy ptracer = TracedPolicy::error;
   bool verbose = false;
+  // BLCR's --save-exe/--save-private/--save-shared/--save-all: which files' content goes into the
+  // bundle besides what must (memfds, deleted files).
+  bool save_exe = false, save_private = false, save_shared = false;
 };
 
 struct DumpStats {

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -145,11 +146,25 @@ void collect_files(pid_t pid, model::Process& p) {
     f.outside = !target.empty() && target[0] == '/' && !reachable(target, st);
 
     bool on_stdio = fd <= 2;
-    if (S_ISREG(st.st_mode)) {
-      if (target.size() > 10 && target.compare(target.size() - 10, 10, " (deleted)") == 0)
-        throw Error(unsupported(pid, fd, "a deleted file (" + target.substr(0, target.size() - 10) + ")"));
+    bool deleted = target.size() > 10 && target.compare(target.size() - 10, 10, " (deleted)") == 0;
+    if (S_ISREG(st.st_mode) && target.rfind("/memfd:", 0) == 0 && deleted) {
+      // memfd_create(2): its content goes into the bundle, its seals with it (fcntl(2), F_GET_SEALS).
+      f.kind = model::FdKind::memfd;
+      f.path = target.substr(0, target.size() - 10);
+      f.content_id = kContentPending;
+      UniqueFd copy(copy_remote_fd(pid, fd));
+      int seals = fcntl(copy.get(), F_GET_SEALS);
+      f.seals = seals > 0 ? static_cast<uint32_t>(seals) : 0;
+    } else if (collect_mqueue(pid, fd, f)) {
+      // a POSIX message queue (ipc.cc)
+    } else if (S_ISREG(st.st_mode)) {
       if (target.empty() || target[0] != '/') throw Error(unsupported(pid, fd, "the file " + target));
       f.kind = model::FdKind::regular;
+      if (deleted) {
+        // Unlinked while open: nobody can reopen it by name, so its content goes into the bundle.
+        f.path = target.substr(0, target.size() - 10);
+        f.content_id = kContentPending;
+      }
     } else if (S_ISDIR(st.st_mode)) {
       f.kind = model::FdKind::directory;
     } else if (S_ISFIFO(st.st_mode) && target.rfind("pipe:", 0) == 0) {
@@ -172,14 +187,50 @@ void collect_files(pid_t pid, model::Process& p) {
     } else if (S_ISFIFO(st.st_mode)) {
       throw Error(unsupported(pid, fd, "the named pipe " + target));
     } else if (S_ISSOCK(st.st_mode)) {
-      throw Error(unsupported(pid, fd, "a socket (" + target + ")"));
+      collect_socket(pid, fd, f);
     } else if (target == "anon_inode:[eventfd]" || target == "anon_inode:[signalfd]" || target == "anon_inode:[timerfd]") {
       kernel_object(target, info, f);
+    } else if (target == "anon_inode:[eventpoll]") {
+      collect_epoll(pid, info, f);
+    } else if (target == "anon_inode:inotify") {
+      collect_inotify(pid, info, f);
     } else {
       throw Error(unsupported(pid, fd, "the kernel object " + target));
     }
+    collect_locks(pid, info, f);
     p.fds.push_back(std::move(f));
   }
+}
+
+void resolve_descriptions(std::vector<model::Process>& procs) {
+  // Candidates share an inode (every eventfd shares one anonymous inode, so kcmp tells them
+  // apart); kcmp(2) with KCMP_FILE says whether two fds are one open file description.
+  struct Seen {
+    pid_t pid;
+    int fd;
+    uint64_t id;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, std::vector<Seen>> by_inode;
+  uint64_t next = 1;
+  for (auto& p : procs)
+    for (auto& f : p.fds) {
+      if (f.kind == model::FdKind::stdio) continue;
+      auto& seen = by_inode[{f.file.dev, f.file.ino}];
+      f.desc_id = 0;
+      for (const auto& s : seen) {
+        long r = syscall(SYS_kcmp, p.host_pid, s.pid, 0 /* KCMP_FILE */, f.fd, s.fd);
+        if (r < 0) throw_errno("comparing fd " + std::to_string(f.fd) + " of pid " + std::to_string(p.host_pid) +
+                               " with fd " + std::to_string(s.fd) + " of pid " + std::to_string(s.pid) + " (kcmp)");
+        if (r == 0) {
+          f.desc_id = s.id;
+          break;
+        }
+      }
+      if (!f.desc_id) {
+        f.desc_id = next++;
+        seen.push_back({p.host_pid, f.fd, f.desc_id});
+      }
+    }
 }
 
 void resolve_pipes(std::vector<model::Process>& procs) {

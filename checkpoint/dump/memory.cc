@@ -51,11 +51,23 @@ model::Vma to_vma(pid_t pid, const proc::MapsEntry& m) {
     if (m.path == "[stack]") v.flags |= MAP_GROWSDOWN;
     if (m.path == "/dev/zero") v.name.clear();
     if (m.shared) v.shmem_id = stat_id(map_file).ino;
+  } else if (auto shmid = sysv_shm_id(pid, m, map_file)) {
+    // A System V shared memory segment (shmat(2)): attached again on restore. Its content is saved
+    // once with its ipc namespace's objects (ipc.cc), never as this process's pages.
+    v.kind = model::VmaKind::sysv_shm;
+    v.shmid = *shmid;
   } else if (m.deleted && m.shared && m.path.rfind("/dev/shm/", 0) == 0) {
     // A POSIX shared memory object (shm_open(3)) already unlinked: nobody can open it by name any
     // more, so it is restored as shared anonymous memory, shared again by every VMA that mapped it.
     v.kind = model::VmaKind::anon_shared;
     v.shmem_id = stat_id(map_file).ino;
+  } else if (m.deleted && m.path[0] == '/') {
+    // A file unlinked while mapped (a program rebuilt or a library upgraded while it runs), or a
+    // memfd ("/memfd:NAME (deleted)"): nobody can open it by name, so its content goes into the
+    // bundle (contents.cc) and the mapping is restored from that.
+    v.kind = m.shared ? model::VmaKind::file_shared : model::VmaKind::file_private;
+    v.file = stat_id(map_file);
+    v.content_id = kContentPending;
   } else if (m.deleted) {
     throw Error(where + ": a mapping of the deleted file " + m.path + " is not supported yet");
   } else if (m.path[0] != '/') {
@@ -99,6 +111,11 @@ void collect_memory(pid_t pid, const std::vector<proc::MapsEntry>& maps, RemoteS
   if (n < 0) throw_errno("reading the executable of pid " + std::to_string(pid));
   mm.exe.assign(buf, static_cast<size_t>(n));
   mm.exe_id = stat_id(base + "/exe");
+  if (mm.exe.size() > 10 && mm.exe.compare(mm.exe.size() - 10, 10, " (deleted)") == 0) {
+    // Rebuilt or removed while running: its content goes into the bundle (contents.cc).
+    mm.exe.resize(mm.exe.size() - 10);
+    mm.exe_content_id = kContentPending;
+  }
   for (const auto& v : p.vmas) {
     if (v.kind != model::VmaKind::vdso) continue;
     std::vector<uint8_t> code(v.end - v.start);

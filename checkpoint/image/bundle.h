@@ -18,7 +18,7 @@ class Hasher;
 }
 
 inline constexpr char kMagic[8] = {'C', 'R', 'B', 'O', 'X', 'I', 'M', 'G'};
-inline constexpr uint16_t kFormatMajor = 1;  // readers refuse a newer major
+inline constexpr uint16_t kFormatMajor = 2;  // readers refuse a newer major
 inline constexpr uint16_t kFormatMinor = 0;  // a newer minor only adds skippable sections
 
 struct Header {

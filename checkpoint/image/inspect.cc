@@ -74,6 +74,7 @@ const char* vma_kind(model::VmaKind k) {
     case model::VmaKind::vdso: return "vdso";
     case model::VmaKind::vvar: return "vvar";
     case model::VmaKind::vsyscall: return "vsyscall";
+    case model::VmaKind::sysv_shm: return "sysv_shm";
   }
   return "unknown";
 }
@@ -89,6 +90,12 @@ const char* fd_kind(model::FdKind k) {
     case model::FdKind::eventfd: return "eventfd";
     case model::FdKind::signalfd: return "signalfd";
     case model::FdKind::timerfd: return "timerfd";
+    case model::FdKind::memfd: return "memfd";
+    case model::FdKind::epoll: return "epoll";
+    case model::FdKind::inotify: return "inotify";
+    case model::FdKind::socket: return "socket";
+    case model::FdKind::mqueue: return "mqueue";
+    case model::FdKind::console: return "console";
   }
   return "unknown";
 }
@@ -299,6 +306,7 @@ void write_process(JsonWriter& j, const model::Process& p, const PidPages* pp, c
   j.key("exe_id");
   write_file_id(j, m.exe_id);
   j.field("vdso_hash", hex(m.vdso_hash));
+  if (m.exe_content_id) j.field("exe_content_id", m.exe_content_id);
   j.end_object();
 
   j.key("vmas");
@@ -320,7 +328,9 @@ void write_process(JsonWriter& j, const model::Process& p, const PidPages* pp, c
     if (v.kind == model::VmaKind::file_private || v.kind == model::VmaKind::file_shared) {
       j.key("file");
       write_file_id(j, v.file);
+      if (v.content_id) j.field("content_id", v.content_id);
     }
+    if (v.kind == model::VmaKind::sysv_shm) j.field("shmid", v.shmid);
     if (opt.pages) {
       uint64_t n = pp ? pages_in(pp->runs, v.start, v.end, ps) : 0;
       inside += n;
@@ -347,6 +357,60 @@ void write_process(JsonWriter& j, const model::Process& p, const PidPages* pp, c
     else if (f.kind != model::FdKind::stdio) {
       j.key("file");
       write_file_id(j, f.file);
+    }
+    if (f.desc_id) j.field("desc_id", f.desc_id);
+    if (f.content_id) j.field("content_id", f.content_id);
+    if (f.kind == model::FdKind::memfd) j.field("seals", hex(f.seals));
+    if (!f.locks.empty()) {
+      j.key("locks");
+      j.begin_array();
+      for (const auto& l : f.locks) {
+        j.begin_object();
+        j.field("kind", l.kind == model::LockKind::posix ? "posix" : l.kind == model::LockKind::ofd ? "ofd" : "flock");
+        j.field("type", l.write ? "write" : "read");
+        j.field("start", l.start);
+        j.field("len", l.len);
+        j.end_object();
+      }
+      j.end_array();
+    }
+    if (!f.epoll.empty()) {
+      j.key("epoll");
+      j.begin_array();
+      for (const auto& e : f.epoll) {
+        j.begin_object();
+        j.field("fd", e.fd);
+        j.field("events", hex(e.events));
+        j.field("data", hex(e.data));
+        j.end_object();
+      }
+      j.end_array();
+    }
+    if (!f.watches.empty()) {
+      j.key("watches");
+      j.begin_array();
+      for (const auto& w : f.watches) {
+        j.begin_object();
+        j.field("wd", w.wd);
+        j.field("mask", hex(w.mask));
+        j.field("path", w.path);
+        j.end_object();
+      }
+      j.end_array();
+    }
+    if (f.socket) {
+      j.key("socket");
+      j.begin_object();
+      j.field("family", f.socket->family);
+      j.field("type", f.socket->type);
+      j.field("protocol", f.socket->protocol);
+      j.field("state", f.socket->state == model::SocketState::listening   ? "listening"
+                       : f.socket->state == model::SocketState::connected ? "connected"
+                                                                          : "unconnected");
+      j.field("ino", f.socket->ino);
+      if (f.socket->peer_ino) j.field("peer_ino", f.socket->peer_ino);
+      j.field("queued_messages", f.socket->queue.size());
+      j.end_object();
     }
     j.end_object();
   }
@@ -520,6 +584,27 @@ void inspect_bundle(int fd, const std::string& name, const InspectOptions& opt, 
     j.end_object();
   }
   j.end_array();
+  j.key("contents");
+  j.begin_array();
+  for (const auto& c : img.contents) {
+    j.begin_object();
+    j.field("id", c.id);
+    j.field("path", c.path);
+    j.field("mode", octal(c.mode, 6));
+    j.field("bytes", c.data.size());
+    j.end_object();
+  }
+  j.end_array();
+  j.key("ipc");
+  j.begin_object();
+  j.field("sysv_shm", img.ipc.shm.size());
+  j.field("sysv_sem", img.ipc.sem.size());
+  j.field("sysv_msg", img.ipc.msg.size());
+  j.key("mqueues");
+  j.begin_array();
+  for (const auto& q : img.ipc.mqueues) j.value(q.name);
+  j.end_array();
+  j.end_object();
   j.end_object();
 
   if (opt.pages) {

@@ -104,6 +104,10 @@ const Header& BundleReader::read_header() {
     throw Error(name_ + " was written by a newer crbox (format " + std::to_string(header_.major) + "." +
                 std::to_string(header_.minor) + "); this crbox reads format " + std::to_string(kFormatMajor) + ".x.");
   if (header_.major < 1) corrupt("the header names format version 0, which never existed");
+  // The model has no per-field framing yet: an older major's model does not parse as this one's.
+  if (header_.major < kFormatMajor)
+    throw Error(name_ + " was written by an older crbox (format " + std::to_string(header_.major) + "." +
+                std::to_string(header_.minor) + "); this crbox reads format " + std::to_string(kFormatMajor) + ".x only.");
   if (n < kHeaderSize)
     throw Error(name_ + " is truncated: the header ends at byte " + std::to_string(n) + " of " +
                 std::to_string(kHeaderSize) + ".");

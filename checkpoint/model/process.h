@@ -13,7 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/model/events.h"
+#include "checkpoint/model/ipc.h"
 #include "checkpoint/model/sandbox_spec.h"
+#include "checkpoint/model/socket.h"
 
 namespace crbox::model {
 
@@ -37,6 +40,7 @@ enum class VmaKind : uint8_t {
   vdso = 4,          // [vdso]: restored by moving the restorer's own vDSO
   vvar = 5,          // [vvar], [vvar_vclock]: move with [vdso], never dumped
   vsyscall = 6,      // [vsyscall]: fixed by the kernel, neither dumped nor restored
+  sysv_shm = 7,      // shmat(2) of a System V segment (Vma::shmid), attached again on restore
 };
 
 struct FileId {
@@ -63,11 +67,16 @@ struct Vma {
   // kind == anon_shared: the shared memory object's inode. VMAs of the image with the same id (in
   // one process or several) map the same memory, and are restored mapping one object again.
   uint64_t shmem_id = 0;
+  // kind == file_*: nonzero when the file's content is in the bundle (Image::contents): a deleted
+  // file, a memfd, or a file saved by --save-*. The mapping is restored from that content.
+  uint64_t content_id = 0;
+  int32_t shmid = -1;  // kind == sysv_shm
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(start), CEREAL_NVP(end), CEREAL_NVP(prot), CEREAL_NVP(flags), CEREAL_NVP(pgoff),
-      CEREAL_NVP(kind), CEREAL_NVP(name), CEREAL_NVP(file), CEREAL_NVP(shmem_id));
+      CEREAL_NVP(kind), CEREAL_NVP(name), CEREAL_NVP(file), CEREAL_NVP(shmem_id), CEREAL_NVP(content_id),
+      CEREAL_NVP(shmid));
   }
 };
 
@@ -80,13 +89,14 @@ struct MmFields {
   std::string exe;             // /proc/PID/exe
   FileId exe_id;
   uint64_t vdso_hash = 0;      // checksum of the [vdso] code: a restore needs the very same vDSO
+  uint64_t exe_content_id = 0; // the executable's content is in the bundle (--save-exe, deleted)
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(start_code), CEREAL_NVP(end_code), CEREAL_NVP(start_data), CEREAL_NVP(end_data),
       CEREAL_NVP(start_brk), CEREAL_NVP(brk), CEREAL_NVP(start_stack), CEREAL_NVP(arg_start),
       CEREAL_NVP(arg_end), CEREAL_NVP(env_start), CEREAL_NVP(env_end), CEREAL_NVP(auxv), CEREAL_NVP(exe),
-      CEREAL_NVP(exe_id), CEREAL_NVP(vdso_hash));
+      CEREAL_NVP(exe_id), CEREAL_NVP(vdso_hash), CEREAL_NVP(exe_content_id));
   }
 };
 
@@ -100,6 +110,27 @@ enum class FdKind : uint8_t {
   eventfd = 6,    // eventfd(2): Fd::counter, Fd::semaphore
   signalfd = 7,   // signalfd(2): Fd::sigmask
   timerfd = 8,    // timerfd_create(2): Fd::clockid, Fd::value_ns, Fd::interval_ns, Fd::counter (ticks)
+  memfd = 9,      // memfd_create(2): content in Image::contents (Fd::content_id), Fd::seals
+  epoll = 10,     // epoll_create(2): Fd::epoll, its set
+  inotify = 11,   // inotify_init(2): Fd::watches
+  socket = 12,    // Fd::socket
+  mqueue = 13,    // a POSIX message queue (mq_open(3)); Fd::path is its name, content in Image::ipc
+  console = 14,   // the sandbox's terminal (cr_run --tty): becomes the restarted sandbox's
+};
+
+// A lock held through a file (fcntl(2) record locks, open file description locks, flock(2)), as
+// /proc/PID/fdinfo lists it.
+enum class LockKind : uint8_t { posix = 0, ofd = 1, flock = 2 };
+struct FileLock {
+  LockKind kind = LockKind::posix;
+  bool write = false;  // F_WRLCK / LOCK_EX, else F_RDLCK / LOCK_SH
+  uint64_t start = 0;
+  uint64_t len = 0;    // 0: to the end of the file (and beyond)
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(kind), CEREAL_NVP(write), CEREAL_NVP(start), CEREAL_NVP(len));
+  }
 };
 
 struct Fd {
@@ -122,13 +153,23 @@ struct Fd {
   uint64_t sigmask = 0;    // signalfd
   int32_t clockid = 0;     // timerfd
   uint64_t value_ns = 0, interval_ns = 0;  // timerfd: time left, period
+  // The open file description: fds (in one process or several) with the same desc_id share one,
+  // as dup(2) and fork(2) made them (one offset, one set of flags); restored as one again.
+  uint64_t desc_id = 0;
+  uint64_t content_id = 0;  // memfd, or a regular file deleted while open: Image::contents
+  uint32_t seals = 0;       // memfd: F_GET_SEALS
+  std::vector<FileLock> locks;
+  std::vector<EpollTarget> epoll;
+  std::vector<InotifyWatch> watches;
+  std::optional<Socket> socket;
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(fd), CEREAL_NVP(kind), CEREAL_NVP(path), CEREAL_NVP(flags), CEREAL_NVP(cloexec),
       CEREAL_NVP(pos), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(pipe_id), CEREAL_NVP(outside),
       CEREAL_NVP(counter), CEREAL_NVP(semaphore), CEREAL_NVP(sigmask), CEREAL_NVP(clockid), CEREAL_NVP(value_ns),
-      CEREAL_NVP(interval_ns));
+      CEREAL_NVP(interval_ns), CEREAL_NVP(desc_id), CEREAL_NVP(content_id), CEREAL_NVP(seals), CEREAL_NVP(locks),
+      CEREAL_NVP(epoll), CEREAL_NVP(watches), CEREAL_NVP(socket));
   }
 };
 
@@ -251,6 +292,7 @@ struct Process {
   // The seccomp filters in force (seccomp(2)), oldest first, each as its raw BPF instructions
   // (struct sock_filter, 8 bytes each): a sandbox's policy and any the program added itself.
   std::vector<std::vector<uint8_t>> seccomp_filters;
+  std::vector<PosixTimer> posix_timers;
 
   template <class A>
   void serialize(A& a) {
@@ -258,7 +300,8 @@ struct Process {
       CEREAL_NVP(comm), CEREAL_NVP(creds), CEREAL_NVP(umask), CEREAL_NVP(cwd), CEREAL_NVP(root),
       CEREAL_NVP(personality), CEREAL_NVP(rlimits), CEREAL_NVP(sigactions), CEREAL_NVP(shared_pending),
       CEREAL_NVP(itimers), CEREAL_NVP(mm), CEREAL_NVP(vmas), CEREAL_NVP(fds), CEREAL_NVP(threads),
-      CEREAL_NVP(cwd_outside), CEREAL_NVP(zombie), CEREAL_NVP(exit_status), CEREAL_NVP(seccomp_filters));
+      CEREAL_NVP(cwd_outside), CEREAL_NVP(zombie), CEREAL_NVP(exit_status), CEREAL_NVP(seccomp_filters),
+      CEREAL_NVP(posix_timers));
   }
 };
 
@@ -301,6 +344,21 @@ struct Sandbox {
   }
 };
 
+// The content of a file kept in the bundle: a memfd, a file deleted while open, or a mapped file
+// saved with --save-*. Restored as a memfd holding the same bytes.
+struct FileContent {
+  uint64_t id = 0;    // Fd::content_id, Vma::content_id, MmFields::exe_content_id
+  std::string path;   // as the process saw it (a memfd: "/memfd:NAME")
+  uint32_t mode = 0;  // st_mode
+  FileId file;
+  std::vector<uint8_t> data;
+
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(id), CEREAL_NVP(path), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(data));
+  }
+};
+
 // Everything in a bundle but the page data.
 struct Image {
   std::string hostname;          // the machine it was taken on
@@ -309,11 +367,14 @@ struct Image {
   std::optional<Sandbox> sandbox;  // set when the processes lived in a crbox sandbox
   std::vector<Process> processes;  // parents before children
   std::vector<Pipe> pipes;
+  std::vector<FileContent> contents;
+  // SysV objects of a sandbox's ipc namespace, and the POSIX message queues the processes hold.
+  Ipc ipc;
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(hostname), CEREAL_NVP(created_unix_ns), CEREAL_NVP(root_pid), CEREAL_NVP(sandbox),
-      CEREAL_NVP(processes), CEREAL_NVP(pipes));
+      CEREAL_NVP(processes), CEREAL_NVP(pipes), CEREAL_NVP(contents), CEREAL_NVP(ipc));
   }
 };
 

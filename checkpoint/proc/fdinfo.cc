@@ -37,6 +37,7 @@ FdInfo parse_fdinfo(std::string_view text) {
       fi.ino = need(10);
     } else {
       fi.extra.emplace(std::string(key), std::string(v));  // emplace keeps the first occurrence
+      fi.lines.emplace_back(line);
     }
   }
   if (!have_pos || !have_flags) throw Error("malformed /proc/PID/fdinfo: no pos or flags line.");

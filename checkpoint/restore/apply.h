@@ -4,6 +4,7 @@
 // checkpoint/dump/ under the same file name.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -22,14 +23,59 @@ namespace crbox::restore {
 // sockets stay the ones inherited from cr_restart; pipes inside the image are made anew and
 // refilled. The fds in `keep` (the sync pipe) survive; the pipe table's fds are closed.
 using PipeTable = std::map<uint64_t, std::pair<int, int>>;  // pipe id -> (read end, write end)
-void apply_files_in_child(const model::Process& p, const PipeTable& pipes, const std::set<int>& keep,
-                          const std::map<int, int>& preopened = {});
+// Descriptors made before the processes and inherited by all of them.
+struct FileTables {
+  PipeTable pipes;
+  // Open file descriptions made once for several fds of the image (Fd::desc_id shared), or made
+  // in cr_restart because they lie outside a sandbox: desc_id -> fd. Each holder dups it.
+  std::map<uint64_t, int> objects;
+  // Content held in the bundle, as memfds: content id -> fd. Kept open in every new process until
+  // its memory is rebuilt (mappings of that content are made from it).
+  std::map<uint64_t, int> contents;
+};
+void apply_files_in_child(const model::Process& p, const FileTables& tables, const std::set<int>& keep);
+// files.cc: a new descriptor for `f` (not yet at its number), opened, created or reopened from
+// `contents`, at its offset, with its description's locks (flock, OFD). Throws.
+int make_fd(const model::Fd& f, const std::map<uint64_t, int>& contents);
+// locks.cc: the locks `f` holds that belong to its open file description (flock(2), OFD), taken
+// on `fd` when the description is made; and those that belong to the process (fcntl record
+// locks), taken by the new process once `f` is at its number.
+void apply_description_locks(int fd, const model::Fd& f);
+void apply_process_locks(const model::Fd& f);
+// contents.cc, before the processes are made: a memfd per content of the bundle, at fds >= min_fd.
+std::map<uint64_t, int> make_contents(const std::vector<model::FileContent>& contents, int min_fd);
+// sockets.cc, in the new process: a socket that is not connected to another one of the image
+// (bound, listening, a TCP connection through TCP_REPAIR, ...). Throws.
+int make_socket(const model::Fd& f);
+// sockets.cc, before the processes are made (in cr_restart, or in a new sandbox's init): the unix
+// sockets connected to one another inside the image, made together and refilled; fills
+// `objects[desc_id]` for both ends, at fds >= min_fd.
+void make_socket_pairs(const model::Image& img, std::map<uint64_t, int>& objects, int min_fd);
+// epoll.cc: an empty epoll instance; fill_epolls, in the new process once every fd is at its
+// number, adds each set's entries (those already there, from a shared set, are skipped).
+int make_epoll(const model::Fd& f);
+void fill_epolls(const model::Process& p);
+// inotify.cc: an inotify instance with its watches at their descriptors.
+int make_inotify(const model::Fd& f);
+// ipc.cc: a POSIX message queue opened by name; restore_mqueues recreates the image's queues with
+// their messages (in cr_restart, or in a new sandbox's init), restore_sysv_ipc the System V objects
+// at their ids (in a new sandbox's init).
+int open_mqueue(const model::Fd& f);
+void restore_mqueues(const model::Ipc& ipc, bool fresh_namespace);
+void restore_sysv_ipc(const model::Ipc& ipc);
+// ipc.cc, in cr_restart once every process holds its objects, before any runs: what the image had
+// removed while still in use goes now (segments marked SHM_DEST, unlinked POSIX queues), in the
+// ipc namespace of `ns_pid` (a sandbox's init) or, with 0, cr_restart's own.
+void finish_ipc(const model::Ipc& ipc, pid_t ns_pid);
+// ipc.cc, injected: a System V segment attached (shmat(2)) where the image had it, for the first
+// VMA of each attachment (the others are parts of it); the parts the image had unmapped go again.
+void attach_sysv_shm(Puppet& pp, const model::Process& p, const model::Vma& v);
+// ipc.cc, injected: the final protection of a VMA of an attachment, where it differs from the
+// attachment's own.
+void protect_sysv_shm(Puppet& pp, const model::Process& p, const model::Vma& v);
 // files.cc, before the processes are made: every pipe of the image, refilled, at fds >= min_fd that
 // every new process inherits.
 PipeTable make_pipe_table(const std::vector<model::Pipe>& pipes, int min_fd);
-// files.cc, in cr_restart before a sandbox is made: opens the files that lived outside the
-// sandbox's mount namespace; returns image fd -> inherited fd, for apply_files_in_child.
-std::map<int, int> open_outside_files(const model::Process& p, int min_fd);
 // task.cc: cwd (unless `cwd_done`: already entered through a directory cr_restart opened outside
 // a sandbox), umask, rlimits, personality.
 void apply_task_in_child(const model::Process& p, bool cwd_done = false);
@@ -37,10 +83,19 @@ void apply_task_in_child(const model::Process& p, bool cwd_done = false);
 // --- Checks in cr_restart before anything is created ---
 // `host_path` turns a path as the process saw it into one cr_restart can check ("" = cannot be
 // seen from here, skip).
-// memory.cc: every mapped file still exists and is the same file; the vDSO matches ours.
-void check_memory_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path);
-// files.cc: every file to reopen exists.
-void check_file_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path);
+// `accept_changed` (--accept-changed-files): a file whose size or mtime changed is used as it is.
+// memory.cc: every mapped file still exists and has not changed (unless its content is in the
+// bundle); the vDSO matches ours.
+void check_memory_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path,
+                          bool accept_changed);
+// files.cc: every file to reopen exists and has not changed.
+void check_file_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path,
+                        bool accept_changed);
+// files.cc: "" if `now` has the size and mtime `was` recorded, else what differs.
+std::string describe_change(const model::FileId& was, const struct stat& now);
+// relocate.cc: BLCR's --relocate OLD=NEW: every path of the image under OLD (files, mappings, the
+// executable, working directories, watches) moves under NEW. Rules apply in order, first match.
+void relocate_paths(model::Image& img, const std::vector<std::pair<std::string, std::string>>& rules);
 
 // --- Injected into the puppet ---
 // memory.cc: replaces the puppet's address space with the image's layout (pages not yet filled).
@@ -51,11 +106,13 @@ struct SharedMapping {
   uint64_t start = 0, end = 0, pgoff = 0;
 };
 using SharedMemory = std::map<uint64_t, SharedMapping>;
-void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& shared);
+// `contents`: FileTables::contents, the memfds this process inherited (content id -> fd).
+void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& shared,
+                           const std::map<uint64_t, int>& contents);
 // memory.cc: writes one page batch into the puppet's memory.
 void fill_pages(Puppet& pp, const image::PageBatch& b);
-// memory.cc: final protections and the mm fields (prctl PR_SET_MM_MAP).
-void finish_address_space(Puppet& pp, const model::Process& p);
+// memory.cc: final protections and the mm fields (prctl PR_SET_MM_MAP); then closes `contents`.
+void finish_address_space(Puppet& pp, const model::Process& p, const std::map<uint64_t, int>& contents);
 // signals.cc: every signal's disposition.
 void apply_signals(Puppet& pp, const model::Process& p);
 // threads.cc: one thread's altstack, rseq, robust list, clear_child_tid and name, injected through

@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -23,17 +24,35 @@
 
 namespace crbox::restore {
 
-void check_file_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path) {
+void check_file_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path,
+                        bool accept_changed) {
   for (const auto& f : p.fds) {
     if (f.kind != model::FdKind::regular && f.kind != model::FdKind::device && f.kind != model::FdKind::directory)
       continue;
+    if (f.content_id) continue;  // deleted: its content is in the bundle
     std::string path = f.outside ? f.path : host_path(f.path);
     if (path.empty()) continue;  // not visible from here (a sandbox's private /tmp)
     struct stat st {};
     if (stat(path.c_str(), &st) != 0)
       throw Error("fd " + std::to_string(f.fd) + ": " + f.path + " is missing: " + std::strerror(errno),
                   FailureKind::environment);
+    // A file that changed since the checkpoint may not be what the process expects at its offset.
+    if (f.kind == model::FdKind::regular && !accept_changed) {
+      std::string change = describe_change(f.file, st);
+      if (!change.empty())
+        throw Error("fd " + std::to_string(f.fd) + ": " + f.path + " has changed since the checkpoint (" + change +
+                        "); restart with --accept-changed-files to use it as it is now",
+                    FailureKind::environment);
+    }
   }
+}
+
+std::string describe_change(const model::FileId& was, const struct stat& now) {
+  int64_t mtime = static_cast<int64_t>(now.st_mtim.tv_sec) * 1000000000 + now.st_mtim.tv_nsec;
+  if (was.size != static_cast<uint64_t>(now.st_size))
+    return "size " + std::to_string(was.size) + " then, " + std::to_string(now.st_size) + " now";
+  if (was.mtime_ns != mtime) return "modified since";
+  return "";
 }
 
 namespace {
@@ -91,56 +110,105 @@ PipeTable make_pipe_table(const std::vector<model::Pipe>& pipes, int min_fd) {
   return out;
 }
 
-std::map<int, int> open_outside_files(const model::Process& p, int min_fd) {
-  std::map<int, int> out;
-  for (const auto& f : p.fds) {
-    if (!f.outside || f.kind == model::FdKind::stdio || f.kind == model::FdKind::pipe) continue;
-    int flags = f.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
-    // Not O_CLOEXEC: the descriptor travels through the sandbox's init to the puppet.
-    int fd = open(f.path.c_str(), flags | O_NOCTTY);
-    if (fd < 0) throw_errno("fd " + std::to_string(f.fd) + ": reopening " + f.path, errno);
-    int high = fcntl(fd, F_DUPFD, min_fd);
-    close(fd);
-    if (high < 0) throw_errno("fcntl F_DUPFD");
-    out[f.fd] = high;
-  }
-  return out;
+namespace {
+
+// A memfd's seals, once (seals belong to the inode, which several descriptions may share).
+void add_seals(int fd, const model::Fd& f) {
+  if (!f.seals) return;
+  int now = fcntl(fd, F_GET_SEALS);
+  if (now >= 0 && (static_cast<uint32_t>(now) & f.seals) == f.seals) return;
+  if (fcntl(fd, F_ADD_SEALS, static_cast<int>(f.seals)) != 0) throw_errno("fd " + std::to_string(f.fd) + ": sealing the memfd");
 }
 
-void apply_files_in_child(const model::Process& p, const PipeTable& made, const std::set<int>& keep,
-                          const std::map<int, int>& preopened) {
+}  // namespace
+
+int make_fd(const model::Fd& f, const std::map<uint64_t, int>& contents) {
+  const std::string what = "fd " + std::to_string(f.fd);
+  int flags = f.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+  int fd = -1;
+  if (f.content_id) {
+    // A memfd or a deleted file: a new description of the memfd holding its content, reopened
+    // through /proc/self/fd (proc(5)), so it has its own offset and flags.
+    auto it = contents.find(f.content_id);
+    if (it == contents.end()) throw Error(what + ": the content of " + f.path + " is missing from the bundle");
+    std::string link = "/proc/self/fd/" + std::to_string(it->second);
+    fd = open(link.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) throw_errno(what + ": reopening the content of " + f.path);
+    if (f.kind == model::FdKind::memfd) add_seals(fd, f);
+  } else {
+    switch (f.kind) {
+      case model::FdKind::fifo:
+        // Never blocks: every named pipe is held open read-write meanwhile (open_fifos).
+        fd = open(f.path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0 && !(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & ~O_ACCMODE) != 0)
+          throw_errno(what + ": " + f.path);
+        break;
+      case model::FdKind::eventfd:
+      case model::FdKind::signalfd:
+      case model::FdKind::timerfd:
+        fd = make_kernel_object(f);
+        break;
+      case model::FdKind::epoll:
+        fd = make_epoll(f);
+        break;
+      case model::FdKind::inotify:
+        fd = make_inotify(f);
+        break;
+      case model::FdKind::socket:
+        fd = make_socket(f);
+        break;
+      case model::FdKind::mqueue:
+        fd = open_mqueue(f);
+        break;
+      case model::FdKind::regular:
+      case model::FdKind::device:
+      case model::FdKind::directory:
+        fd = open(f.path.c_str(), flags | O_CLOEXEC | O_NOCTTY);
+        break;
+      default:
+        throw Error(what + ": cannot make a descriptor of this kind here");
+    }
+    if (fd < 0) throw_errno(what + ": reopening " + f.path);
+  }
+  if ((f.kind == model::FdKind::regular || f.kind == model::FdKind::memfd) &&
+      lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0) {
+    close(fd);
+    throw_errno(what + ": seeking " + f.path);
+  }
+  try {
+    apply_description_locks(fd, f);
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  return fd;
+}
+
+void apply_files_in_child(const model::Process& p, const FileTables& tables, const std::set<int>& keep_in) {
+  // The bundle's contents stay open until the memory is rebuilt from them.
+  std::set<int> keep = keep_in;
+  for (auto& [id, fd] : tables.contents) keep.insert(fd);
   // Open everything first at temporary numbers above the image's highest fd and ours, so opening
   // one never clobbers a descriptor still needed; then move each into place.
   int top = keep.empty() ? 0 : *keep.rbegin();
   for (const auto& f : p.fds) top = std::max(top, f.fd);
-  for (auto& [id, ends] : made) top = std::max(top, std::max(ends.first, ends.second));
-  std::set<int> wanted;
+  for (auto& [id, ends] : tables.pipes) top = std::max(top, std::max(ends.first, ends.second));
+  for (auto& [id, fd] : tables.objects) top = std::max(top, fd);
   std::vector<std::pair<int, int>> moves;  // temporary -> final
   for (const auto& f : p.fds) {
-    wanted.insert(f.fd);
     if (f.kind == model::FdKind::stdio) continue;
-    int flags = f.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
     int fd = -1;
     if (f.kind == model::FdKind::pipe) {
-      auto& ends = made.at(f.pipe_id);
-      fd = dup((flags & O_ACCMODE) == O_RDONLY ? ends.first : ends.second);
-      if (fd < 0 || fcntl(fd, F_SETFL, flags & O_NONBLOCK) != 0) throw_errno("fd " + std::to_string(f.fd) + ": pipe");
-    } else if (f.kind == model::FdKind::fifo) {
-      // Never blocks: cr_restart holds every named pipe open read-write (open_fifos).
-      fd = open(f.path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
-      if (fd >= 0 && !(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & ~O_ACCMODE) != 0)
-        throw_errno("fd " + std::to_string(f.fd) + ": " + f.path);
-    } else if (f.kind == model::FdKind::eventfd || f.kind == model::FdKind::signalfd ||
-               f.kind == model::FdKind::timerfd) {
-      fd = make_kernel_object(f);
-    } else if (preopened.count(f.fd)) {
-      fd = preopened.at(f.fd);
+      auto& ends = tables.pipes.at(f.pipe_id);
+      fd = dup((f.flags & O_ACCMODE) == O_RDONLY ? ends.first : ends.second);
+      if (fd < 0 || fcntl(fd, F_SETFL, f.flags & O_NONBLOCK) != 0) throw_errno("fd " + std::to_string(f.fd) + ": pipe");
+    } else if (auto shared = tables.objects.find(f.desc_id); f.desc_id && shared != tables.objects.end()) {
+      // One open file description with other fds of the image: the copy made for all of them.
+      fd = dup(shared->second);
+      if (fd < 0) throw_errno("fd " + std::to_string(f.fd) + ": dup");
     } else {
-      fd = open(f.path.c_str(), flags | O_CLOEXEC | O_NOCTTY);
+      fd = make_fd(f, tables.contents);
     }
-    if (fd < 0) throw_errno("fd " + std::to_string(f.fd) + ": reopening " + f.path);
-    if (f.kind == model::FdKind::regular && lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0)
-      throw_errno("fd " + std::to_string(f.fd) + ": seeking " + f.path);
     int tmp = fcntl(fd, F_DUPFD_CLOEXEC, top + 1);
     if (tmp < 0) throw_errno("fcntl F_DUPFD");
     close(fd);
@@ -150,7 +218,6 @@ void apply_files_in_child(const model::Process& p, const PipeTable& made, const 
   // Close what cr_restart had open that the image does not (keep the sync fd and the temporaries).
   std::set<int> temps;
   for (auto& [t, d] : moves) temps.insert(t);
-  for (auto& [id, ends] : made) temps.insert(ends.first), temps.insert(ends.second);
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) throw_errno("/proc/self/fd");
   std::vector<int> open_now;
@@ -164,10 +231,6 @@ void apply_files_in_child(const model::Process& p, const PipeTable& made, const 
     for (const auto& f : p.fds) stdio_kept = stdio_kept || (f.fd == fd && f.kind == model::FdKind::stdio);
     if (!stdio_kept) close(fd);
   }
-  for (auto& [id, ends] : made) {
-    close(ends.first);
-    close(ends.second);
-  }
   for (auto& [t, d] : moves) {
     if (dup2(t, d) < 0) throw_errno("dup2 to fd " + std::to_string(d));
     close(t);
@@ -175,6 +238,10 @@ void apply_files_in_child(const model::Process& p, const PipeTable& made, const 
   for (const auto& f : p.fds) {
     if (fcntl(f.fd, F_SETFD, f.cloexec ? FD_CLOEXEC : 0) != 0) throw_errno("fd " + std::to_string(f.fd));
   }
+  // What needs every fd at its number: record locks (owned by this process), epoll sets (whose
+  // entries are keyed by fd number, epoll_ctl(2)).
+  for (const auto& f : p.fds) apply_process_locks(f);
+  fill_epolls(p);
 }
 
 }  // namespace crbox::restore

@@ -38,18 +38,16 @@ bool is_special(model::VmaKind k) {
   return k == model::VmaKind::vdso || k == model::VmaKind::vvar || k == model::VmaKind::vsyscall;
 }
 
-bool same_file(const model::FileId& a, const struct stat& st) {
-  return a.dev == static_cast<uint64_t>(st.st_dev) && a.ino == static_cast<uint64_t>(st.st_ino) &&
-         a.size == static_cast<uint64_t>(st.st_size) &&
-         a.mtime_ns == static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-}
-
-void check_file(const std::string& path, const model::FileId& id, const std::string& use) {
+// A mapped file must be the one the image had: same size and mtime (the pages never dumped come
+// from it). Its inode may differ: a copy (rsync -a, cp -p) on another machine, or --relocate.
+void check_file(const std::string& path, const model::FileId& id, const std::string& use, bool accept_changed) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
     throw Error(path + " (" + use + ") is missing: " + std::strerror(errno), FailureKind::environment);
-  if (!same_file(id, st))
-    throw Error(path + " (" + use + ") has changed since the checkpoint (size, mtime or inode differ)",
+  std::string change = describe_change(id, st);
+  if (!change.empty() && !accept_changed)
+    throw Error(path + " (" + use + ") has changed since the checkpoint (" + change +
+                    "); restart with --accept-changed-files to use it as it is now, or checkpoint with --save-all",
                 FailureKind::environment);
 }
 
@@ -69,20 +67,23 @@ std::optional<proc::MapsEntry> find_named(const std::vector<proc::MapsEntry>& ma
 
 }  // namespace
 
-void check_memory_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path) {
+void check_memory_sources(const model::Process& p, const std::function<std::string(const std::string&)>& host_path,
+                          bool accept_changed) {
   for (const auto& v : p.vmas) {
     if (v.kind != model::VmaKind::file_private && v.kind != model::VmaKind::file_shared) continue;
+    if (v.content_id) continue;  // restored from the bundle
     std::string path = host_path(v.name);
-    if (!path.empty()) check_file(path, v.file, "mapped at " + hex(v.start));
+    if (!path.empty()) check_file(path, v.file, "mapped at " + hex(v.start), accept_changed);
   }
-  std::string exe = host_path(p.mm.exe);
-  if (!exe.empty()) check_file(exe, p.mm.exe_id, "the executable");
+  std::string exe = p.mm.exe_content_id ? "" : host_path(p.mm.exe);
+  if (!exe.empty()) check_file(exe, p.mm.exe_id, "the executable", accept_changed);
   if (p.mm.vdso_hash && p.mm.vdso_hash != own_vdso_hash())
     throw Error("this kernel's vDSO differs from the one the image was taken with; restart it on a machine running the same kernel",
                 FailureKind::environment);
 }
 
-void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& shared) {
+void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& shared,
+                           const std::map<uint64_t, int>& contents) {
   pid_t pid = pp.pid();
   // glibc registered an rseq area in the puppet's TLS (inherited from cr_restart). The kernel
   // writes to it on preemption; unregister it before that memory disappears (rseq(2)).
@@ -146,6 +147,10 @@ void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& sh
     if (is_special(v.kind)) continue;
     uint64_t len = v.end - v.start;
     uint64_t flags = v.flags | MAP_FIXED;
+    if (v.kind == model::VmaKind::sysv_shm) {
+      attach_sysv_shm(pp, p, v);  // ipc.cc: the segment exists already, made at its id
+      continue;
+    }
     if (v.kind == model::VmaKind::anon_shared && v.shmem_id && shared.count(v.shmem_id)) {
       // Memory another VMA of the image shares: map the object that VMA got, through the restored
       // process that holds it (/proc/PID/map_files, proc(5)).
@@ -167,6 +172,17 @@ void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& sh
       if (v.kind == model::VmaKind::anon_shared && v.shmem_id) shared[v.shmem_id] = {p.pid, v.start, v.end, v.pgoff};
       continue;
     }
+    // Shared file mappings get their final protection now: their content is the file's.
+    uint64_t prot = v.kind == model::VmaKind::file_shared ? v.prot : (PROT_READ | PROT_WRITE);
+    if (v.content_id) {
+      // The file's content is in the bundle: map the memfd holding it, which this process
+      // inherited at a number cr_restart chose (FileTables::contents).
+      auto it = contents.find(v.content_id);
+      if (it == contents.end()) throw Error("the content of " + v.name + " is missing from the bundle");
+      pp.check("mapping " + v.name + " at " + hex(v.start), SYS_mmap, v.start, len, prot, flags,
+               static_cast<uint64_t>(it->second), v.pgoff);
+      continue;
+    }
     bool shared_write = v.kind == model::VmaKind::file_shared && (v.prot & PROT_WRITE);
     auto key = std::make_pair(v.name, shared_write);
     if (!fds.count(key)) {
@@ -174,8 +190,6 @@ void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& sh
       fds[key] = pp.check("opening " + v.name + " in the new process", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
                           static_cast<uint64_t>((shared_write ? O_RDWR : O_RDONLY) | O_CLOEXEC));
     }
-    // Shared file mappings get their final protection now: their content is the file's.
-    uint64_t prot = v.kind == model::VmaKind::file_shared ? v.prot : (PROT_READ | PROT_WRITE);
     pp.check("mapping " + v.name + " at " + hex(v.start), SYS_mmap, v.start, len, prot, flags,
              static_cast<uint64_t>(fds[key]), v.pgoff);
   }
@@ -213,9 +227,13 @@ void fill_pages(Puppet& pp, const image::PageBatch& b) {
   }
 }
 
-void finish_address_space(Puppet& pp, const model::Process& p) {
+void finish_address_space(Puppet& pp, const model::Process& p, const std::map<uint64_t, int>& contents) {
   for (const auto& v : p.vmas) {
     if (is_special(v.kind) || v.kind == model::VmaKind::file_shared) continue;
+    if (v.kind == model::VmaKind::sysv_shm) {
+      protect_sysv_shm(pp, p, v);  // ipc.cc: attached with its final protection already
+      continue;
+    }
     if (v.prot == (PROT_READ | PROT_WRITE)) continue;
     pp.check("protecting " + hex(v.start), SYS_mprotect, v.start, v.end - v.start, v.prot);
   }
@@ -223,9 +241,17 @@ void finish_address_space(Puppet& pp, const model::Process& p) {
   // call (prctl(2)); the kernel checks the addresses against the VMAs just made. The exe link can
   // only change once no mapping of the old executable remains (KERNEL-NOTES), which is so now.
   const auto& mm = p.mm;
-  uint64_t exe_path = pp.put_string(mm.exe, 2048);
-  long exe_fd = pp.check("opening the executable " + mm.exe, SYS_openat, static_cast<uint64_t>(AT_FDCWD), exe_path,
-                         O_RDONLY | O_CLOEXEC);
+  long exe_fd = -1;
+  bool own_exe_fd = !mm.exe_content_id;
+  if (mm.exe_content_id) {
+    auto it = contents.find(mm.exe_content_id);
+    if (it == contents.end()) throw Error("the content of the executable " + mm.exe + " is missing from the bundle");
+    exe_fd = it->second;
+  } else {
+    uint64_t exe_path = pp.put_string(mm.exe, 2048);
+    exe_fd = pp.check("opening the executable " + mm.exe, SYS_openat, static_cast<uint64_t>(AT_FDCWD), exe_path,
+                      O_RDONLY | O_CLOEXEC);
+  }
   uint64_t auxv = pp.put(mm.auxv.data(), mm.auxv.size() * 8, 4096);
   prctl_mm_map map{};
   map.start_code = mm.start_code;
@@ -244,7 +270,9 @@ void finish_address_space(Puppet& pp, const model::Process& p) {
   map.exe_fd = static_cast<uint32_t>(exe_fd);
   uint64_t addr = pp.put(&map, sizeof map, 0);
   pp.check("setting the memory layout (PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, addr, sizeof map);
-  pp.call(SYS_close, static_cast<uint64_t>(exe_fd));
+  if (own_exe_fd) pp.call(SYS_close, static_cast<uint64_t>(exe_fd));
+  // The bundle's contents were kept open for this; the mappings hold what they need now.
+  for (auto& [id, fd] : contents) pp.call(SYS_close, static_cast<uint64_t>(fd));
 }
 
 }  // namespace crbox::restore

@@ -19,6 +19,7 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   image::BundleReader reader(fd, name);
   reader.read_header();
   model::Image img = reader.read_model();
+  relocate_paths(img, opt.relocate);
   if (img.processes.empty()) throw Error(name + " holds no process");
   if (img.processes[0].zombie) throw Error(name + ": its first process is a zombie; there is nothing to run");
   if (!opt.restore_pid && img.processes.size() > 1)
@@ -36,12 +37,13 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   }
   for (const auto& p : img.processes) {
     if (p.zombie) continue;
-    check_memory_sources(p, host_path);
-    check_file_sources(p, host_path);
+    check_memory_sources(p, host_path, opt.accept_changed_files);
+    check_file_sources(p, host_path, opt.accept_changed_files);
   }
   int stop_signal = opt.after_signal;
   if (img.sandbox) return restart_sandboxed(opt, img, reader, stop_signal, on_restored);
 
+  restore_mqueues(img.ipc, false);
   TreePlan plan;
   plan.img = &img;
   plan.opt = opt;

@@ -6,6 +6,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace crbox::restore {
 
@@ -15,6 +17,10 @@ struct RestoreOptions {
   bool restore_sid = false;
   int after_signal = 0;  // sent as the process is let go (--stop, --kill, ...); 0: it runs
   bool verbose = false;
+  // --relocate OLD=NEW, in order: paths under OLD are looked for under NEW.
+  std::vector<std::pair<std::string, std::string>> relocate;
+  // --accept-changed-files: a file whose size or mtime changed since the checkpoint is used anyway.
+  bool accept_changed_files = false;
 };
 
 struct Restored {

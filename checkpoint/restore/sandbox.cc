@@ -83,7 +83,9 @@ int restart_sandboxed(const RestoreOptions& opt, const model::Image& img, image:
   lo.start_app = [&]() -> pid_t {
     close(sync_read.get());
     populate_tmp(sb.tmp);
-    open_fifos(plan);  // this copy of the plan is the init's, which its children inherit
+    restore_sysv_ipc(img.ipc);
+    restore_mqueues(img.ipc, true);
+    open_shared_objects(plan);  // this copy of the plan is the init's, which its children inherit
     pid_t app = 0;
     auto top = plan.children.find(1);
     if (top == plan.children.end()) throw Error("the image holds no process whose parent is the sandbox's init");
@@ -94,6 +96,8 @@ int restart_sandboxed(const RestoreOptions& opt, const model::Image& img, image:
     // The init keeps none of what was opened for the new processes, so a dead one reads as gone.
     close_inherited();
     for (auto& [path, fd] : plan.fifo_holders) close(fd);
+    for (auto& [id, fd] : plan.files.objects)
+      if (!inherited.count(fd)) close(fd);
     if (!app) throw Error("the sandbox's application (pid " + std::to_string(img.root_pid) + ") is not in the image");
     return app;
   };

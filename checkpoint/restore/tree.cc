@@ -88,10 +88,7 @@ void spawn_orphan(const TreePlan& plan, size_t idx);
       for (size_t o : orphans->second) spawn_orphan(plan, o);
     auto cwd = plan.cwd_fds.find(p.pid);
     if (cwd != plan.cwd_fds.end() && fchdir(cwd->second) != 0) throw_errno("changing to the working directory " + p.cwd);
-    std::map<int, int> mine;
-    for (auto& [key, fd] : plan.preopened)
-      if (key.first == p.pid) mine[key.second] = fd;
-    apply_files_in_child(p, plan.pipes, {plan.sync_fd}, mine);
+    apply_files_in_child(p, plan.files, {plan.sync_fd});
     apply_task_in_child(p, cwd != plan.cwd_fds.end());
     map_trampoline(plan.trampoline);
   } catch (const std::exception& e) {
@@ -158,16 +155,16 @@ class BatchStream {
 };
 
 // Everything of one process but its release: memory, signals, timers, threads, credentials.
-void restore_state(Puppet& pp, const model::Process& p, BatchStream& batches, SharedMemory& shared) {
-  replace_address_space(pp, p, shared);
+void restore_state(Puppet& pp, const model::Process& p, BatchStream& batches, SharedMemory& shared,
+                   const std::map<uint64_t, int>& contents) {
+  replace_address_space(pp, p, shared, contents);
   while (const image::PageBatch* b = batches.peek()) {
     if (b->pid != p.pid) break;
     fill_pages(pp, *b);
     batches.pop();
   }
-  finish_address_space(pp, p);
+  finish_address_space(pp, p, contents);
   apply_signals(pp, p);
-  apply_timers(pp, p);
   const model::Thread& leader = p.threads.at(0);
   apply_thread_state(pp, pp.injector(), leader);
   std::vector<pid_t> hosts;
@@ -177,6 +174,8 @@ void restore_state(Puppet& pp, const model::Process& p, BatchStream& batches, Sh
     apply_thread_state(pp, pp.thread_injector(host), p.threads[i]);
     hosts.push_back(host);
   }
+  // Timers once every thread exists: a POSIX timer may signal one thread (SIGEV_THREAD_ID).
+  apply_timers(pp, p);
   // The process's seccomp filters (the sandbox's policy among them), before the privilege to load
   // them goes with the credentials.
   apply_seccomp_filters(pp, p);
@@ -202,14 +201,15 @@ void restore_state(Puppet& pp, const model::Process& p, BatchStream& batches, Sh
 std::set<int> TreePlan::inherited_fds() const {
   std::set<int> out;
   if (sync_fd >= 0) out.insert(sync_fd);
-  for (auto& [id, ends] : pipes) out.insert(ends.first), out.insert(ends.second);
-  for (auto& [k, fd] : preopened) out.insert(fd);
+  for (auto& [id, ends] : files.pipes) out.insert(ends.first), out.insert(ends.second);
+  for (auto& [k, fd] : files.objects) out.insert(fd);
+  for (auto& [k, fd] : files.contents) out.insert(fd);
   for (auto& [k, fd] : cwd_fds) out.insert(fd);
   for (auto& [k, fd] : fifo_holders) out.insert(fd);
   return out;
 }
 
-void open_fifos(TreePlan& plan) {
+void open_shared_objects(TreePlan& plan) {
   std::set<uint64_t> refilled;
   for (const auto& p : plan.img->processes) {
     for (const auto& f : p.fds) {
@@ -225,6 +225,23 @@ void open_fifos(TreePlan& plan) {
         if (pd.id == f.pipe_id && !pd.data.empty()) write_all(high, pd.data.data(), pd.data.size(), "refilling " + f.path);
     }
   }
+  auto& objects = plan.files.objects;
+  make_socket_pairs(*plan.img, objects, plan.fd_base);
+  // Descriptions held by several fds (dup(2), inherited across fork(2)): made once, here.
+  std::map<uint64_t, int> holders;
+  for (const auto& p : plan.img->processes)
+    for (const auto& f : p.fds)
+      if (f.desc_id && f.kind != model::FdKind::stdio && f.kind != model::FdKind::pipe) holders[f.desc_id]++;
+  for (const auto& p : plan.img->processes)
+    for (const auto& f : p.fds) {
+      if (!f.desc_id || f.kind == model::FdKind::stdio || f.kind == model::FdKind::pipe) continue;
+      if (holders[f.desc_id] < 2 || objects.count(f.desc_id)) continue;
+      int fd = make_fd(f, plan.files.contents);
+      int high = fcntl(fd, F_DUPFD, plan.fd_base);  // not O_CLOEXEC: inherited
+      close(fd);
+      if (high < 0) throw_errno("fcntl F_DUPFD");
+      objects[f.desc_id] = high;
+    }
 }
 
 int prepare_tree(TreePlan& plan) {
@@ -254,12 +271,23 @@ int prepare_tree(TreePlan& plan) {
   plan.sync_fd = fcntl(fds[1], F_DUPFD, base);
   close(fds[1]);
   if (plan.sync_fd < 0) throw_errno("fcntl F_DUPFD");
-  plan.pipes = make_pipe_table(img.pipes, base);
-  if (!plan.sandboxed) open_fifos(plan);
+  plan.files.contents = make_contents(img.contents, base);
+  plan.files.pipes = make_pipe_table(img.pipes, base);
+  if (!plan.sandboxed) open_shared_objects(plan);
   if (plan.sandboxed) {
     for (const auto& p : img.processes) {
       if (p.zombie) continue;
-      for (auto& [fd, opened] : open_outside_files(p, base)) plan.preopened[{p.pid, fd}] = opened;
+      // Files on mounts outside the sandbox's mount namespace: opened here, where they are visible.
+      for (const auto& f : p.fds) {
+        if (!f.outside || f.content_id || f.kind == model::FdKind::stdio || f.kind == model::FdKind::pipe ||
+            plan.files.objects.count(f.desc_id))
+          continue;
+        int fd = make_fd(f, plan.files.contents);
+        int high = fcntl(fd, F_DUPFD, base);  // not O_CLOEXEC: inherited through the sandbox's init
+        close(fd);
+        if (high < 0) throw_errno("fcntl F_DUPFD");
+        plan.files.objects[f.desc_id] = high;
+      }
       if (p.cwd_outside) {
         int cfd = open(p.cwd.c_str(), O_PATH | O_DIRECTORY);  // inherited through the sandbox's init
         if (cfd < 0) throw_errno("the working directory " + p.cwd, errno);
@@ -374,9 +402,12 @@ void restore_tree(const TreePlan& plan, int sync_read, image::BundleReader& read
   // 4. Rebuild each, in the bundle's order.
   BatchStream batches(reader);
   SharedMemory shared;
-  for (size_t i = 0; i < puppets.size(); i++) restore_state(*puppets[i], *procs[i], batches, shared);
+  for (size_t i = 0; i < puppets.size(); i++)
+    restore_state(*puppets[i], *procs[i], batches, shared, plan.files.contents);
   if (const image::PageBatch* b = batches.peek())
     throw Error("the image's page data names pid " + std::to_string(b->pid) + " out of order or unknown");
+  // Segments and queues the image had removed while in use go now that all hold them (ipc.cc).
+  finish_ipc(img.ipc, plan.sandboxed ? anchor : 0);
   // 5. Let them all go, children first.
   for (size_t i = puppets.size(); i-- > 0;) puppets[i]->release(procs[i]->threads.at(0), stop_signal);
 }

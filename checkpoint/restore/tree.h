@@ -25,8 +25,7 @@ struct TreePlan {
   bool sandboxed = false;
   uint64_t trampoline = 0;  // the same address in every process: all start as copies of cr_restart
   int sync_fd = -1;         // write end of the report pipe, inherited by every new process
-  PipeTable pipes;          // the image's pipes, inherited by every new process
-  std::map<std::pair<int32_t, int>, int> preopened;  // (pid, fd) -> fd opened by cr_restart
+  FileTables files;         // pipes, shared descriptions, contents: inherited by every new process
   std::map<int32_t, int> cwd_fds;                    // pid -> directory opened by cr_restart
   std::map<int32_t, std::vector<size_t>> children;   // ppid -> indexes into img->processes
   // Orphans (parent: the sandbox's init) in a session led by another process of the image, by that
@@ -46,10 +45,12 @@ struct TreePlan {
 // sandbox. Returns the read end of the report pipe.
 int prepare_tree(TreePlan& plan);
 
-// Opens every named pipe the image's processes hold, read-write, so none of their own opens
-// blocks (fifo(7)), and refills each with the bytes it held. Runs where the paths are visible:
-// in cr_restart, or inside a new sandbox's init.
-void open_fifos(TreePlan& plan);
+// Makes what the new processes inherit and must be made where their paths and namespaces are:
+// opens every named pipe the image's processes hold, read-write, so none of their own opens
+// blocks (fifo(7)), refilled with the bytes it held; the unix socket pairs of the image; and each
+// open file description several fds share, once. Runs in cr_restart, or inside a new sandbox's
+// init (after its /tmp and ipc objects are back).
+void open_shared_objects(TreePlan& plan);
 
 // Creates image process `idx` as a child of the caller, at its pid, running the set-up above.
 // Returns its pid as the caller sees it.

@@ -67,7 +67,7 @@ TEST(CrInspect, NotABundle) {
 
 TEST(CrInspect, TruncatedHeader) {
   TempDir d;
-  write_bytes(d / "short.img", header_start(1, 0) + std::string(100, '\0'));
+  write_bytes(d / "short.img", header_start(2, 0) + std::string(100, '\0'));
   auto r = run({tool("cr_inspect"), d / "short.img"});
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.err, "cr_inspect: " + (d / "short.img") + " is truncated: the header ends at byte 112 of 4096.\n");
@@ -75,11 +75,11 @@ TEST(CrInspect, TruncatedHeader) {
 
 TEST(CrInspect, NewerFormat) {
   TempDir d;
-  write_bytes(d / "new.img", header_start(2, 3) + std::string(5000, '\0'));
+  write_bytes(d / "new.img", header_start(3, 3) + std::string(5000, '\0'));
   auto r = run({tool("cr_inspect"), d / "new.img"});
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.err, "cr_inspect: " + (d / "new.img") +
-                       " was written by a newer crbox (format 2.3); this crbox reads format 1.x.\n");
+                       " was written by a newer crbox (format 3.3); this crbox reads format 2.x.\n");
 }
 
 TEST(CrInspect, DirectoryAndStandardInput) {

@@ -244,10 +244,16 @@ TEST(ImageBundle, NotABundle) {
 
 TEST(ImageBundle, NewerMajorVersionIsRefused) {
   std::string s = bundle_bytes();
-  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMajor, 2);
-  EXPECT_EQ(read_all(s), "b.img was written by a newer crbox (format 2.0); this crbox reads format 1.x.");
+  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMajor, 3);
+  EXPECT_EQ(read_all(s), "b.img was written by a newer crbox (format 3.0); this crbox reads format 2.x.");
   // Only the first 12 bytes need to be there to tell.
   EXPECT_EQ(read_all(s.substr(0, 100)), read_all(s));
+}
+
+TEST(ImageBundle, OlderMajorVersionIsRefused) {
+  std::string s = bundle_bytes();
+  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMajor, 1);
+  EXPECT_EQ(read_all(s), "b.img was written by an older crbox (format 1.0); this crbox reads format 2.x only.");
 }
 
 TEST(ImageBundle, NewerMinorVersionIsRead) {

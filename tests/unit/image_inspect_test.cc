@@ -89,7 +89,7 @@ TEST(ImageInspect, DescribesEveryPart) {
   std::string j = inspect(img, make_batches());
 
   EXPECT_TRUE(has(j, "\"file\": \"b.img\"")) << j;
-  EXPECT_TRUE(has(j, "\"format\": \"1.0\""));
+  EXPECT_TRUE(has(j, "\"format\": \"2.0\""));
   EXPECT_TRUE(has(j, "\"page_size\": " + std::to_string(kPs)));
   EXPECT_TRUE(has(j, "\"hostname\": \"host-1\""));
   EXPECT_TRUE(has(j, "\"created\": \"2023-11-14T22:13:20.123456789Z\""));
