@@ -9,7 +9,9 @@
 //     again) and takes its own record lock on bytes 20-29;
 //   gone.dat: 8192 bytes of a known pattern, opened at offset 5000, then unlinked;
 //   a memfd of 3 pages of a pattern at offset 123, mapped shared, sealed against shrinking and
-//   growing.
+//   growing;
+//   mapped.dat: 4 pages mapped both privately (page 1 then changed: copied on write) and shared
+//   (page 2 changed: written to the file), its fd closed.
 // Prints "pid=<pid>", "ready", then "tick <n>" every 100 ms. On SIGUSR1 it checks everything from
 // inside and prints "files ok" or "files BAD <what>":
 //   the dup'ed fd is at offset 100, a write through F moves G (one description), and the child
@@ -17,6 +19,8 @@
 //   gone.dat reads on at offset 5000 with its bytes, and has no name (st_nlink 0);
 //   the memfd is at offset 123, its mapping shows its bytes and a write through the fd, its seals
 //   are kept;
+//   the private mapping shows its own page 1 and the file elsewhere; the shared one writes to the
+//   file;
 //   a fresh process cannot flock shared.dat, and F_GETLK names the parent for bytes 0-9 and the
 //   child for bytes 20-29.
 #include <errno.h>
@@ -75,6 +79,15 @@ int main(void) {
   if (map == MAP_FAILED || fcntl(m, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0 || lseek(m, 123, SEEK_SET) != 123)
     return 6;
 
+  int mf = open("mapped.dat", O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (mf < 0 || fill(mf, 4 * 4096) != 0) return 12;
+  unsigned char* priv = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, mf, 0);
+  unsigned char* shar = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mf, 0);
+  if (priv == MAP_FAILED || shar == MAP_FAILED) return 13;
+  close(mf);
+  priv[4096] = 'P';
+  shar[2 * 4096] = 'S';
+
   // The child: takes its own record lock, then answers "where is F?" on its pipe.
   int ask[2], answer[2];
   if (pipe(ask) != 0 || pipe(answer) != 0) return 7;
@@ -127,6 +140,17 @@ int main(void) {
     if (!bad && (pwrite(m, "Z", 1, 0) != 1 || map[0] != 'Z')) bad = "memfd mapping not shared with its fd";
     if (!bad && fcntl(m, F_GET_SEALS) != (F_SEAL_SHRINK | F_SEAL_GROW)) bad = "memfd seals";
     if (!bad && ftruncate(m, 4096) == 0) bad = "memfd seal not enforced";
+    // The data file's mappings.
+    if (!bad && (priv[4096] != 'P' || priv[0] != pat(0) || priv[2 * 4096] != 'S' || priv[3 * 4096] != pat(3 * 4096)))
+      bad = "private file mapping";
+    if (!bad && (shar[4096] != pat(4096) || shar[2 * 4096] != 'S')) bad = "shared file mapping";
+    if (!bad) {
+      shar[3 * 4096] = 'T';
+      int x = open("mapped.dat", O_RDONLY);
+      char t = 0;
+      if (x < 0 || pread(x, &t, 1, 3 * 4096) != 1 || t != 'T') bad = "shared file mapping does not write the file";
+      if (x >= 0) close(x);
+    }
     // Locks, seen from a new process.
     if (!bad) {
       pid_t me = getpid();
