@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -172,6 +173,8 @@ void collect_files(pid_t pid, model::Process& p) {
       // becomes cr_restart's (resolve_pipes decides, once every process is collected).
       f.kind = model::FdKind::pipe;
       f.pipe_id = static_cast<uint64_t>(st.st_ino);
+    } else if (collect_console(pid, fd, st, f)) {
+      // the sandbox's terminal (console.cc)
     } else if (on_stdio && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode)) &&
                (!S_ISCHR(st.st_mode) || isatty_major(major(st.st_rdev)))) {
       // A terminal, named pipe or socket on stdin/stdout/stderr: the restarted process gets
@@ -188,7 +191,16 @@ void collect_files(pid_t pid, model::Process& p) {
       throw Error(unsupported(pid, fd, "the named pipe " + target));
     } else if (S_ISSOCK(st.st_mode)) {
       collect_socket(pid, fd, f);
-    } else if (target == "anon_inode:[eventfd]" || target == "anon_inode:[signalfd]" || target == "anon_inode:[timerfd]") {
+    } else if (target == "anon_inode:[timerfd]") {
+      // A periodic timerfd counts its expirations lazily: after the first one the kernel stops the
+      // timer and adds the periods missed since when someone asks. timerfd_gettime(2) on a copy of
+      // the descriptor does that (the count the program will read is the same), then fdinfo's
+      // "ticks" is the whole count.
+      UniqueFd copy(copy_remote_fd(pid, fd));
+      itimerspec now{};
+      if (timerfd_gettime(copy.get(), &now) != 0) throw_errno("timerfd_gettime on fd " + std::to_string(fd));
+      kernel_object(target, proc::parse_fdinfo(read_file(base + "/fdinfo/" + std::to_string(fd))), f);
+    } else if (target == "anon_inode:[eventfd]" || target == "anon_inode:[signalfd]") {
       kernel_object(target, info, f);
     } else if (target == "anon_inode:[eventpoll]") {
       collect_epoll(pid, info, f);

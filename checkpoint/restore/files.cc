@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/timerfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -21,6 +22,10 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/strings.h"
+
+#ifndef TFD_IOC_SET_TICKS
+#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)  // linux/timerfd.h, which clashes with fcntl.h
+#endif
 
 namespace crbox::restore {
 
@@ -57,8 +62,8 @@ std::string describe_change(const model::FileId& was, const struct stat& now) {
 
 namespace {
 
-// A new eventfd, signalfd or timerfd in the saved state. A timerfd's unread expirations cannot be
-// put back one by one: if there were some, it fires again at once (one expiration).
+// A new eventfd, signalfd or timerfd in the saved state. A timerfd's unread expirations are put
+// back with TFD_IOC_SET_TICKS (timerfd_create(2), needs CONFIG_CHECKPOINT_RESTORE).
 int make_kernel_object(const model::Fd& f) {
   int nb = f.flags & O_NONBLOCK;
   if (f.kind == model::FdKind::eventfd) {
@@ -79,12 +84,18 @@ int make_kernel_object(const model::Fd& f) {
   int fd = timerfd_create(f.clockid, nb ? TFD_NONBLOCK : 0);
   if (fd < 0) return fd;
   itimerspec it{};
-  uint64_t value = f.counter > 0 ? 1 : f.value_ns;  // pending expirations: fire at once
-  it.it_value = {static_cast<time_t>(value / 1000000000), static_cast<long>(value % 1000000000)};
+  it.it_value = {static_cast<time_t>(f.value_ns / 1000000000), static_cast<long>(f.value_ns % 1000000000)};
   it.it_interval = {static_cast<time_t>(f.interval_ns / 1000000000), static_cast<long>(f.interval_ns % 1000000000)};
   if (timerfd_settime(fd, 0, &it, nullptr) != 0) {
     close(fd);
     return -1;
+  }
+  if (f.counter > 0) {
+    uint64_t ticks = f.counter;
+    if (ioctl(fd, TFD_IOC_SET_TICKS, &ticks) != 0) {
+      close(fd);
+      return -1;
+    }
   }
   return fd;
 }
@@ -159,6 +170,9 @@ int make_fd(const model::Fd& f, const std::map<uint64_t, int>& contents) {
         break;
       case model::FdKind::mqueue:
         fd = open_mqueue(f);
+        break;
+      case model::FdKind::console:
+        fd = open_console(f);
         break;
       case model::FdKind::regular:
       case model::FdKind::device:

@@ -8,7 +8,9 @@
 // On SIGUSR1 it checks all three and prints "fdkinds ok" or "fdkinds BAD <what>":
 //   eventfd: five reads each give 1 (semaphore), a sixth finds it empty (EAGAIN);
 //   signalfd: SIGUSR2 sent to itself is read from it;
-//   timerfd: a blocking read returns at least one expiration.
+//   timerfd: a blocking read returns at least one expiration;
+//   a second, 10 ms timerfd never read before: its expirations all count, so a read gives at least
+//   5 per 100 ms tick printed (a restart keeps the unread count).
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -37,6 +39,9 @@ int main(int argc, char** argv) {
   sigprocmask(SIG_BLOCK, &m, NULL);
   int sfd = signalfd(-1, &m, SFD_NONBLOCK);
   int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
+  int fast = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+  struct itimerspec fit = {{0, 10000000L}, {0, 10000000L}};
+  if (fast < 0 || timerfd_settime(fast, 0, &fit, NULL) != 0) return 1;
   struct itimerspec it = {{ms / 1000, (ms % 1000) * 1000000L}, {ms / 1000, (ms % 1000) * 1000000L}};
   if (efd < 0 || sfd < 0 || tfd < 0 || timerfd_settime(tfd, 0, &it, NULL) != 0) {
     printf("fdkinds BAD setup %s\n", strerror(errno));
@@ -64,7 +69,8 @@ int main(int argc, char** argv) {
     kill(getpid(), SIGUSR2);
     if (!bad && (read(sfd, &si, sizeof si) != sizeof si || si.ssi_signo != SIGUSR2)) bad = "signalfd";
     if (!bad && (read(tfd, &v, sizeof v) != sizeof v || v < 1)) bad = "timerfd";
-    if (bad) printf("fdkinds BAD %s\n", bad);
+    if (!bad && (read(fast, &v, sizeof v) != sizeof v || v < (uint64_t)(5 * n))) bad = "timerfd lost expirations";
+    if (bad) printf("fdkinds BAD %s (n=%ld v=%llu)\n", bad, n, (unsigned long long)v);
     else printf("fdkinds ok\n");
   }
 }
