@@ -286,6 +286,21 @@ void write_process(JsonWriter& j, const model::Process& p, const PidPages* pp, c
     j.end_object();
   }
   j.end_array();
+  j.key("posix_timers");
+  j.begin_array();
+  for (const auto& t : p.posix_timers) {
+    j.begin_object();
+    j.field("id", t.id);
+    j.field("clockid", t.clockid);
+    j.field("notify", t.notify);
+    j.field("signo", t.signo);
+    j.field("sigval", hex(t.sigval));
+    if (t.tid) j.field("tid", t.tid);
+    j.field("value_ns", t.value_ns);
+    j.field("interval_ns", t.interval_ns);
+    j.end_object();
+  }
+  j.end_array();
 
   const auto& m = p.mm;
   j.key("mm");
@@ -470,6 +485,7 @@ void write_spec(JsonWriter& j, const model::SandboxSpec& s) {
   j.field("memory_limit", s.memory_limit);
   j.field("pids_limit", s.pids_limit);
   j.field("time_namespace", s.time_namespace);
+  j.field("tty", s.tty);
   j.end_object();
 }
 
@@ -562,6 +578,16 @@ void inspect_bundle(int fd, const std::string& name, const InspectOptions& opt, 
       j.field("monotonic_ns", img.sandbox->time.monotonic_ns);
       j.field("boottime_ns", img.sandbox->time.boottime_ns);
       j.end_object();
+      if (const auto& c = img.sandbox->console) {
+        j.key("console");
+        j.begin_object();
+        j.field("path", c->path);
+        j.field("rows", c->rows);
+        j.field("cols", c->cols);
+        j.field("foreground_pgid", c->foreground);
+        j.field("lflag", "0" + octal(c->lflag, 1));
+        j.end_object();
+      }
     }
     j.end_object();
   } else {
