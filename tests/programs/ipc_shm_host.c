@@ -1,0 +1,51 @@
+// A process attached to System V shared memory in the host's ipc namespace (not a sandbox's):
+// crbox refuses to checkpoint it, and it must go on untouched.
+//
+//   ipc_shm_host
+//
+// Attaches a private segment, marks it for removal (it goes when the process exits), fills it.
+// Prints "pid=<pid>", "ready", then "tick <n>" every second. On SIGUSR1 it checks the segment's
+// content and prints "shmhost ok" or "shmhost BAD <what>".
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t check = 0;
+static void on_usr1(int sig) {
+  (void)sig;
+  check = 1;
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  int id = shmget(IPC_PRIVATE, 16384, IPC_CREAT | 0600);
+  unsigned char* p = id < 0 ? (void*)-1 : shmat(id, NULL, 0);
+  if (p == (void*)-1) {
+    printf("shmhost BAD setup %s\n", strerror(errno));
+    return 1;
+  }
+  shmctl(id, IPC_RMID, NULL);
+  for (int i = 0; i < 16384; i++) p[i] = (unsigned char)(i * 13 + 1);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+  printf("pid=%d\nready\n", getpid());
+  for (long n = 0;; n++) {
+    struct timespec ts = {0, 100000000L};
+    for (int i = 0; i < 10 && !check; i++) nanosleep(&ts, NULL);
+    if (!check) {
+      printf("tick %ld\n", n);
+      continue;
+    }
+    check = 0;
+    int bad = 0;
+    for (int i = 0; i < 16384; i++) bad |= p[i] != (unsigned char)(i * 13 + 1);
+    printf(bad ? "shmhost BAD content\n" : "shmhost ok\n");
+  }
+}
