@@ -227,8 +227,9 @@ int open_mqueue(const model::Fd& f) {
   return fd;
 }
 
-void restore_mqueues(const model::Ipc& ipc, bool fresh_namespace) {
-  if (fresh_namespace) apply_sysctls(ipc);
+namespace {
+
+void make_mqueues(const model::Ipc& ipc, bool fresh_namespace, std::vector<std::string>& made) {
   for (const auto& q : ipc.mqueues) {
     std::string what = "the POSIX message queue " + q.name;
     if (!fresh_namespace) {
@@ -256,6 +257,7 @@ void restore_mqueues(const model::Ipc& ipc, bool fresh_namespace) {
                     e);
       throw_errno("recreating " + what, e);
     }
+    made.push_back(q.name);
     // The mode without the umask, and the owner (the queue's file takes both, mq_overview(7)).
     if (fchmod(fd.get(), static_cast<mode_t>(q.mode)) != 0 || fchown(fd.get(), q.uid, q.gid) != 0)
       throw_errno("setting the owner and mode of " + what);
@@ -268,6 +270,21 @@ void restore_mqueues(const model::Ipc& ipc, bool fresh_namespace) {
     }
   }
 }
+
+}  // namespace
+
+std::vector<std::string> restore_mqueues(const model::Ipc& ipc, bool fresh_namespace) {
+  if (fresh_namespace) apply_sysctls(ipc);
+  std::vector<std::string> made;
+  try {
+    make_mqueues(ipc, fresh_namespace, made);
+  } catch (...) {
+    for (const auto& name : made) mq_unlink(name.c_str());
+    throw;
+  }
+  return made;
+}
+
 
 void restore_sysv_ipc(const model::Ipc& ipc) {
   apply_sysctls(ipc);

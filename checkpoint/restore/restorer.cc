@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <mqueue.h>
 #include <unistd.h>
 
 #include <functional>
@@ -43,11 +44,21 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   int stop_signal = opt.after_signal;
   if (img.sandbox) return restart_sandboxed(opt, img, reader, stop_signal, on_restored);
 
-  restore_mqueues(img.ipc, false);
+  // Queues this restart makes in the host's namespace go again if it fails.
+  std::vector<std::string> queues = restore_mqueues(img.ipc, false);
+  auto unlink_queues = [&queues] {
+    for (const auto& q : queues) mq_unlink(q.c_str());
+  };
   TreePlan plan;
   plan.img = &img;
   plan.opt = opt;
-  UniqueFd sync_read(prepare_tree(plan));
+  UniqueFd sync_read;
+  try {
+    sync_read.reset(prepare_tree(plan));
+  } catch (...) {
+    unlink_queues();
+    throw;
+  }
   // The roots (one, or several for a process group or session) are cr_restart's children; the
   // first is the image's root, whose status cr_restart exits with.
   std::vector<pid_t> roots;
@@ -62,6 +73,7 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
     for (size_t idx : plan.children[0]) roots.push_back(spawn_process(plan, idx));
   } catch (...) {
     kill_roots();
+    unlink_queues();
     throw;
   }
   pid_t root = roots.front();
@@ -70,6 +82,7 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
     restore_tree(plan, sync_read.get(), reader, true, host_pid_in_tree, root, stop_signal);
   } catch (...) {
     kill_roots();
+    unlink_queues();
     throw;
   }
   Restored r{root, root};

@@ -112,6 +112,37 @@ TEST_P(IpcMqueue, CheckpointLeavesTheQueueAndRestartMakesItAgain) {
   EXPECT_EQ(*after, "mqueue ok");
 }
 
+class IpcMqueuePlain : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    become_subreaper();
+    name_ = "/crbox-test-mqfail-" + std::to_string(getpid());
+    mq_unlink(name_.c_str());
+  }
+  void TearDown() override {
+    kill_all_descendants();
+    mq_unlink(name_.c_str());
+  }
+  std::string name_;
+};
+
+// A plain restart that fails (here: the pid is still in use) leaves no queue it made behind.
+TEST_F(IpcMqueuePlain, AFailedRestartRemovesTheQueuesItMade) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = launch(Mode::Plain, "ipc_mqueue", {name_}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  ASSERT_TRUE(orig.child->wait_for("ready", 10s)) << orig.child->output();
+  ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path())));
+  mq_unlink(name_.c_str());  // the original keeps its (now nameless) queue and its pid
+  auto r = run({tool("cr_restart"), dir / "ctx"}, 30s, dir.path());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
+  mqd_t q = mq_open(name_.c_str(), O_RDONLY);
+  EXPECT_EQ(q, static_cast<mqd_t>(-1)) << "the failed restart left " << name_ << " behind";
+  if (q != static_cast<mqd_t>(-1)) mq_close(q);
+}
+
 // Outside a sandbox a queue that still exists at restart is the one the process used: kept as it
 // is (here, with the messages the checkpoint put back), not filled a second time.
 TEST_P(IpcMqueue, KilledAtCheckpointRestartsWithEveryMessageOnce) {
