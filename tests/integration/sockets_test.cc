@@ -1,0 +1,237 @@
+// Sockets a checkpoint must bring back, each checkpointed while in use, killed, restarted and
+// verified from inside the restored program: unix socketpairs with data queued both ways, a named
+// unix listener with an accepted and a waiting connection, unix sockets in less common states,
+// TCP listeners, UDP sockets, and an established TCP connection inside a sandbox's own network
+// namespace (TCP_REPAIR). What crbox cannot take (a netlink socket, a descriptor in flight, an
+// established connection on the host's network) is refused in one sentence and the program runs
+// on untouched.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "checkpoint_util.h"
+#include "harness.h"
+
+using namespace crbox::test;
+using namespace crbox::test::ckpt;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Where a test program runs: plain, a sandbox on the host's network, or a sandbox with its own
+// network namespace (--net=none: loopback only).
+enum class Where { Plain, Sandbox, NetNone };
+
+std::string where_name(Where w) {
+  return w == Where::Plain ? "Plain" : w == Where::Sandbox ? "Sandbox" : "SandboxNetNone";
+}
+Mode mode_of(Where w) { return w == Where::Plain ? Mode::Plain : Mode::Sandbox; }
+
+// Starts `prog args` under cr_run as `w` asks (see launch in checkpoint_util.h).
+Launched start(Where w, const std::string& prog, const std::vector<std::string>& args, const std::string& dir,
+               std::string* why) {
+  if (w != Where::NetNone) return launch(mode_of(w), prog, args, dir, why);
+  Launched l;
+  std::vector<std::string> argv{tool("cr_run"), "--sandbox", "--net=none", program(prog)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  l.child = std::make_unique<Child>(argv, dir);
+  auto line = l.child->wait_for("pid=", 30s);
+  if (!line) {
+    *why = "no pid= line from " + prog + " under cr_run --sandbox --net=none; output: " + l.child->output();
+    return l;
+  }
+  l.pid_line = *line;
+  l.pid = find_by_comm(l.child->pid(), prog, 10s);
+  if (l.pid < 0) *why = "no process named " + prog + " under cr_run --sandbox --net=none";
+  return l;
+}
+
+class SocketTest : public ::testing::Test {
+ protected:
+  void SetUp() override { become_subreaper(); }
+  void TearDown() override { kill_all_descendants(); }
+
+  // Runs `prog args` as `w` asks, waits for "ready", checkpoints it with --kill, restarts it,
+  // asks it (SIGUSR1) to check itself and returns the line it answers that starts with `verdict`.
+  std::string round_trip(Where w, const std::string& prog, const std::vector<std::string>& args,
+                         const std::string& verdict) {
+    ScratchDir dir;
+    std::string why;
+    auto orig = start(w, prog, args, dir.path(), &why);
+    if (orig.pid <= 0) return "launch failed: " + why;
+    if (!orig.child->wait_for("ready", 20s)) return "not ready: " + orig.child->output();
+    auto family = descendants_of(orig.pid);
+    auto r = ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx", "--kill"}, dir.path());
+    if (r.status != 0) return "cr_checkpoint failed: " + r.err;
+    orig.child->wait(20s);
+    // The killed children come to us (a subreaper) as zombies: reaped, so their pids are free.
+    for (pid_t p : family)
+      if (!wait_gone(p, 10s)) return "pid " + std::to_string(p) + " did not go";
+    auto rs = start_restart(dir / "ctx", {}, dir.path());
+    pid_t rp = restored_pid(*rs, mode_of(w), orig.pid, prog);
+    if (rp <= 0) return "not restored: " + rs->output();
+    if (!next_starting(*rs, "tick", 20s)) return "no tick after the restart: " + rs->output();
+    ::kill(rp, SIGUSR1);
+    auto line = next_starting(*rs, verdict, 30s);
+    return line ? *line : "no verdict: " + rs->output();
+  }
+};
+
+// ---- unix socketpairs ----------------------------------------------------------------------
+
+class SocketPair : public SocketTest, public ::testing::WithParamInterface<std::tuple<Where, std::string>> {};
+
+TEST_P(SocketPair, QueuedDataReadOnceThenExchangeGoesOn) {
+  auto [w, type] = GetParam();
+  EXPECT_EQ(round_trip(w, "sock_pair", {type}, "sockpair "), "sockpair ok");
+}
+
+INSTANTIATE_TEST_SUITE_P(, SocketPair,
+                         ::testing::Combine(::testing::Values(Where::Plain, Where::Sandbox),
+                                            ::testing::Values("stream", "dgram", "seqpacket")),
+                         [](const auto& info) {
+                           return where_name(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
+                         });
+
+// ---- named unix sockets, TCP listeners, UDP ------------------------------------------------
+
+class SocketWhere : public SocketTest, public ::testing::WithParamInterface<Where> {};
+
+TEST_P(SocketWhere, UnixListenerAcceptsAgainAndOldConnectionsWork) {
+  Where w = GetParam();
+  ScratchDir names;  // plain: the socket file lives in a scratch folder; sandbox: in its /tmp
+  std::string path = w == Where::Plain ? names / "listen.sock" : "/tmp/listen.sock";
+  EXPECT_EQ(round_trip(w, "sock_unix_listen", {path}, "unixlisten "), "unixlisten ok");
+}
+
+// An abstract-name listener, a pair end whose peer was closed, a bound datagram socket with
+// messages queued and one connected to it, SO_PEEK_OFF, O_NONBLOCK and SO_RCVBUF.
+TEST_P(SocketWhere, UnixSocketsInLessCommonStates) {
+  Where w = GetParam();
+  ScratchDir names;
+  std::string path = w == Where::Plain ? names / "dgram.sock" : "/tmp/dgram.sock";
+  EXPECT_EQ(round_trip(w, "sock_unix_misc", {path}, "unixmisc "), "unixmisc ok");
+}
+
+TEST_P(SocketWhere, TcpListenerTakesNewConnections) {
+  EXPECT_EQ(round_trip(GetParam(), "sock_tcp_listen", {}, "tcplisten "), "tcplisten ok");
+}
+
+TEST_P(SocketWhere, UdpBoundAndConnectedSocketsWork) {
+  EXPECT_EQ(round_trip(GetParam(), "sock_udp", {}, "udp "), "udp ok");
+}
+
+INSTANTIATE_TEST_SUITE_P(, SocketWhere, ::testing::Values(Where::Plain, Where::Sandbox, Where::NetNone),
+                         [](const auto& info) { return where_name(info.param); });
+
+// A restart while the original still holds the listener's name fails, saying the name is in use.
+TEST_F(SocketTest, UnixListenerNameInUseRefusesRestart) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(Where::Plain, "sock_unix_listen", {dir / "busy.sock"}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path())));
+  auto r = ckpt::crbox("cr_restart", {dir / "ctx"}, dir.path(), 60s);
+  ASSERT_TRUE(failed_with_one_line(r, "cr_restart"));
+  EXPECT_TRUE(contains_ci(r.err, "in use")) << r.err;
+  EXPECT_TRUE(released(orig.pid));
+}
+
+// ---- established TCP -----------------------------------------------------------------------
+
+TEST_F(SocketTest, EstablishedTcpInSandboxContinuesWithoutLossOrDuplicate) {
+  auto line = round_trip(Where::NetNone, "sock_tcp_conn", {}, "tcpconn ");
+  EXPECT_EQ(line.substr(0, 11), "tcpconn ok ") << line;
+}
+
+// Taking the connection's state through TCP_REPAIR changes nothing the program can see.
+TEST_F(SocketTest, EstablishedTcpUntouchedByACheckpoint) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(Where::NetNone, "sock_tcp_conn", {}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path())));
+  ASSERT_TRUE(released(orig.pid));
+  ::kill(orig.pid, SIGUSR1);
+  auto line = next_starting(*orig.child, "tcpconn ", 30s);
+  ASSERT_TRUE(line) << orig.child->output();
+  EXPECT_EQ(line->substr(0, 11), "tcpconn ok ") << *line;
+}
+
+TEST_F(SocketTest, EstablishedTcpOnTheHostNetworkRefused) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(Where::Plain, "sock_tcp_conn", {}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  auto r = ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path());
+  ASSERT_TRUE(failed_with_one_line(r, "cr_checkpoint"));
+  EXPECT_TRUE(contains_ci(r.err, "pid " + std::to_string(orig.pid) + " fd ")) << r.err;
+  EXPECT_TRUE(contains_ci(r.err, "established TCP connection")) << r.err;
+  EXPECT_FALSE(file_exists(dir / "ctx"));
+  ASSERT_TRUE(released(orig.pid));
+  ::kill(orig.pid, SIGUSR1);
+  auto line = next_starting(*orig.child, "tcpconn ", 30s);
+  ASSERT_TRUE(line) << orig.child->output();
+  EXPECT_EQ(line->substr(0, 11), "tcpconn ok ") << *line;
+}
+
+// ---- unsupported ---------------------------------------------------------------------------
+
+class SocketUnsupported : public SocketTest, public ::testing::WithParamInterface<Where> {};
+
+TEST_P(SocketUnsupported, NetlinkSocketRefusedAndProgramUntouched) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(GetParam(), "sock_netlink", {}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  auto fd_line = orig.child->wait_for("fd=", 20s);
+  ASSERT_TRUE(fd_line) << orig.child->output();
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  auto r = ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path());
+  ASSERT_TRUE(failed_with_one_line(r, "cr_checkpoint"));
+  EXPECT_NE(r.err.find("pid " + std::to_string(orig.pid) + " fd " + token_after(*fd_line, "fd=") + ": a netlink socket"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(file_exists(dir / "ctx"));
+  EXPECT_TRUE(released(orig.pid));
+  // It goes on, and its socket still answers.
+  for (int i = 0; i < 3; i++) {
+    auto tick = next_starting(*orig.child, "tick", 10s);
+    ASSERT_TRUE(tick) << orig.child->output();
+    EXPECT_EQ(tick->find("BAD"), std::string::npos) << *tick;
+  }
+}
+
+// A descriptor in flight is refused, and stays in flight: the program receives it afterwards.
+TEST_P(SocketUnsupported, DescriptorInFlightRefusedAndLeftInPlace) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(GetParam(), "sock_rights", {}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  auto fd_line = orig.child->wait_for("fd=", 20s);
+  ASSERT_TRUE(fd_line) << orig.child->output();
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  auto r = ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path());
+  ASSERT_TRUE(failed_with_one_line(r, "cr_checkpoint"));
+  EXPECT_NE(r.err.find("pid " + std::to_string(orig.pid) + " fd " + token_after(*fd_line, "fd=") + ": "), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(contains_ci(r.err, "SCM_RIGHTS")) << r.err;
+  EXPECT_FALSE(file_exists(dir / "ctx"));
+  ASSERT_TRUE(released(orig.pid));
+  ::kill(orig.pid, SIGUSR1);
+  auto line = next_starting(*orig.child, "rights ", 10s);
+  ASSERT_TRUE(line) << orig.child->output();
+  EXPECT_EQ(*line, "rights ok");
+}
+
+INSTANTIATE_TEST_SUITE_P(, SocketUnsupported, ::testing::Values(Where::Plain, Where::Sandbox),
+                         [](const auto& info) { return where_name(info.param); });
+
+}  // namespace
