@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   repeatable(app, "--bind", req.binds, "Bind-mount SRC at DST (default DST = SRC); repeatable")->type_name("SRC[:DST]");
   repeatable(app, "--ro-bind", req.ro_binds, "Read-only bind mount; repeatable")->type_name("SRC[:DST]");
   app.add_flag("--read-only", req.read_only, "Make the root file system read-only");
+  app.add_flag("-t,--tty", req.tty,
+               "Give the program a pseudo-terminal as its controlling terminal and stdin/stdout/stderr, "
+               "relayed to cr_run's own (like docker run -t); needs --sandbox");
   repeatable(app, "--env", req.env, "Set an environment variable for the program; repeatable")->type_name("K=V");
   app.add_option("--cwd", req.cwd, "Working directory inside (absolute)")->type_name("DIR");
   app.add_option("--uid", req.uid, "Numeric user id to run the program as")->type_name("UID");

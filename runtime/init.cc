@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "namespaces/mount.h"
@@ -13,6 +14,7 @@
 #include "namespaces/time.h"
 #include "namespaces/uts.h"
 #include "runtime/app.h"
+#include "runtime/console.h"
 #include "runtime/exec.h"
 #include "runtime/signals.h"
 #include "util/error.h"
@@ -51,8 +53,16 @@ pid_t fork_default_app(const model::SandboxSpec& spec) {
   pid_t pid = ::fork();
   if (pid < 0) throw_errno("cannot start the application (fork)");
   if (pid == 0) {
-    reset_signals();
     ::setpgid(0, 0);
+    if (console_fd() >= 0) {
+      try {
+        attach_to_console();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, e.what());
+        ::_exit(125);
+      }
+    }
+    reset_signals();
     exec_sandboxed_app(spec);
   }
   return pid;
@@ -72,6 +82,7 @@ void run_init(const LaunchOptions& opts, const InitChannels& ch) {
   pid_t app = -1;
   try {
     if (::setsid() < 0) throw_errno("setsid");
+    if (ch.console >= 0) take_console(ch.console);
     ns::setup_sandbox_mounts(spec);
     ns::set_hostname(spec.hostname);
     if (spec.net == model::NetMode::none) ns::bring_up_loopback();

@@ -26,16 +26,21 @@ struct InitChannels {
   int control_read = -1;  // from the launcher
   int report_write = -1;  // to the launcher
   // Descriptors of the launcher the init must not keep (they are O_CLOEXEC, but the init never
-  // execs): the other pipe ends and the registry lock.
-  int close_fds[3] = {-1, -1, -1};
+  // execs): the other pipe ends, the registry lock and the master of the pty (--tty).
+  int close_fds[4] = {-1, -1, -1, -1};
+  // --tty: the slave of the launcher's pty, which the init makes its controlling terminal and
+  // keeps (console.h); -1 without.
+  int console = -1;
 };
 
 // The body of the init process. Never returns.
 //  - waits for kInitGo (EOF: the launcher died, exit);
-//  - becomes a session leader (the sandbox's sessions and groups then all live inside it);
+//  - becomes a session leader (the sandbox's sessions and groups then all live inside it), with
+//    the pty's slave as its controlling terminal when ch.console is set (--tty);
 //  - sets up mounts, hostname, loopback (--net=none), time namespace;
 //  - starts the application (opts.start_app, or fork + exec_sandboxed_app in its own process
-//    group), reports its inner pid, waits for kInitAck;
+//    group, in the terminal's foreground with the terminal on fds 0-2 under --tty), reports its
+//    inner pid, waits for kInitAck;
 //  - then reaps every child (orphans are re-parented to it: pid_namespaces(7)), forwards
 //    forwarded_signals() to the application, and exits with the application's status (its exit
 //    code, or 128+N when it died from signal N). Its exit makes the kernel SIGKILL everything

@@ -12,6 +12,7 @@
 
 #include "checkpoint/proc/misc.h"
 #include "namespaces/pid.h"
+#include "runtime/console.h"
 #include "runtime/exec.h"
 #include "runtime/init.h"
 #include "runtime/privileges.h"
@@ -126,6 +127,8 @@ int run_sandbox(const LaunchOptions& opts) {
   RegistryEntry entry(id);
   SandboxCgroup cg = SandboxCgroup::create(id, opts.spec.memory_limit, opts.spec.pids_limit);
   Pipe control, reports;
+  std::optional<Pty> pty;
+  if (opts.spec.tty) pty = open_pty();
   SignalBlock block;
 
   ns::CloneNamespaces which;
@@ -139,11 +142,16 @@ int run_sandbox(const LaunchOptions& opts) {
     ch.close_fds[0] = control.write.get();
     ch.close_fds[1] = reports.read.get();
     ch.close_fds[2] = entry.lock_fd();
+    if (pty) {
+      ch.close_fds[3] = pty->master.get();
+      ch.console = pty->slave.get();
+    }
     run_init(opts, ch);
   }
   InitGuard guard(init, cg);
   control.read.reset();
   reports.write.reset();
+  if (pty) pty->slave.reset();  // the init holds it; once it is gone, reading the master says so
 
   cg.add(init);
   write_all(control.write.get(), &kInitGo, 1, "init control pipe");
@@ -177,8 +185,8 @@ int run_sandbox(const LaunchOptions& opts) {
   }
 
   // The init runs in a session of its own, so terminal signals reach only the launcher: pass on
-  // everything, kernel-sent or not.
-  int st = wait_forwarding(init, true);
+  // everything, kernel-sent or not. With --tty, relay the pty meanwhile (console.h).
+  int st = pty ? relay_console(pty->master.get(), init) : wait_forwarding(init, true);
   guard.release();
   return exit_status_of(st);
 }

@@ -47,7 +47,9 @@ struct LaunchOptions {
 // Creates the sandbox (see DESIGN.md, "run"), waits for it, tears it down, and returns the exit
 // status to exit with: the application's exit code, or 128+N when it died from signal N.
 // SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGUSR1/2, SIGQUIT and SIGCONT sent to the caller are passed
-// to the init, which passes them to the application. The caller must be single-threaded.
+// to the init, which passes them to the application. With spec.tty the caller relays a new pty
+// (its slave the sandbox's controlling terminal) to its own stdin/stdout meanwhile, and SIGWINCH
+// resizes the pty instead (runtime/console.h). The caller must be single-threaded.
 // Throws crbox::Error when the sandbox cannot be set up (nothing is left behind then).
 int run_sandbox(const LaunchOptions& opts);
 

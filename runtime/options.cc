@@ -103,6 +103,7 @@ RunPlan plan_run(const RunRequest& req) {
     if (req.pids_limit) needs("--pids-limit");
     if (req.time_offset) needs("--time-offset");
     if (req.read_only) needs("--read-only");
+    if (req.tty) needs("--tty");
     if (!req.binds.empty()) needs("--bind");
     if (!req.ro_binds.empty()) needs("--ro-bind");
     if (!req.cap_add.empty()) needs("--cap-add");
@@ -132,6 +133,7 @@ RunPlan plan_run(const RunRequest& req) {
     if (!is_dir(s.rootfs) || s.rootfs == "/") throw UsageError("--rootfs must be a directory other than /");
   }
   s.read_only_root = req.read_only;
+  s.tty = req.tty;
   for (const auto& b : req.binds) s.binds.push_back(parse_bind(b, false));
   for (const auto& b : req.ro_binds) s.binds.push_back(parse_bind(b, true));
   if (req.cwd) {

@@ -20,6 +20,7 @@ struct RunRequest {
   std::optional<std::string> hostname, net, rootfs, cwd, uid, gid, seccomp, seccomp_profile, memory, pids_limit,
       time_offset;
   bool read_only = false;
+  bool tty = false;
   std::vector<std::string> env, binds, ro_binds, cap_add, cap_drop, rlimits;
 };
 

@@ -70,6 +70,13 @@ std::optional<int32_t> sysv_shm_id(pid_t pid, const proc::MapsEntry& m, const st
 // ipc.cc: the content of every POSIX message queue the processes hold, and, for a sandbox
 // (`sandbox_pid`: any of its processes, 0 = none), the System V objects of its ipc namespace.
 void collect_ipc(const std::vector<model::Process>& procs, pid_t sandbox_pid, model::Ipc& ipc);
+// console.cc: is this descriptor (stat `st`) on the terminal of the sandbox `pid` lives in (the
+// pty slave that is its init's controlling terminal, cr_run --tty)? If so, fills the fd (kind
+// console).
+bool collect_console(pid_t pid, int fd, const struct stat& st, model::Fd& f);
+// console.cc: the state of the sandbox's terminal (termios, window size, foreground group as the
+// sandbox numbers it), or nullopt when its init has no controlling terminal (no --tty).
+std::optional<model::Console> collect_console_state(pid_t init_pid, const std::vector<model::Process>& procs);
 // timers.cc: interval timers.
 void collect_timers(RemoteSession& rs, model::Process& p);
 // memory.cc: the VMAs and mm fields.

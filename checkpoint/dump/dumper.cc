@@ -233,6 +233,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
     img.sandbox = sandbox->sandbox;
     img.sandbox->time = sandbox_clocks(pid);
     img.sandbox->tmp = sandbox_tmp(sandbox->init_pid);
+    img.sandbox->console = collect_console_state(sandbox->init_pid, img.processes);
   }
   resolve_pipes(img.processes);
   resolve_sockets(img.processes);

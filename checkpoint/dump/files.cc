@@ -175,10 +175,10 @@ void collect_files(pid_t pid, model::Process& p) {
       f.pipe_id = static_cast<uint64_t>(st.st_ino);
     } else if (collect_console(pid, fd, st, f)) {
       // the sandbox's terminal (console.cc)
-    } else if (on_stdio && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode)) &&
+    } else if (on_stdio && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) &&
                (!S_ISCHR(st.st_mode) || isatty_major(major(st.st_rdev)))) {
-      // A terminal, named pipe or socket on stdin/stdout/stderr: the restarted process gets
-      // cr_restart's.
+      // A terminal or named pipe on stdin/stdout/stderr: the restarted process gets cr_restart's.
+      // (A socket there is one if its peer is in the image; else it becomes stdio too: sockets.cc.)
       f.kind = model::FdKind::stdio;
     } else if (S_ISCHR(st.st_mode) && !target.empty() && target[0] == '/') {
       f.kind = model::FdKind::device;

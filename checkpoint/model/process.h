@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/model/console.h"
 #include "checkpoint/model/events.h"
 #include "checkpoint/model/ipc.h"
 #include "checkpoint/model/sandbox_spec.h"
@@ -337,10 +338,11 @@ struct Sandbox {
   SandboxSpec spec;
   TimeState time;
   std::vector<TmpEntry> tmp;  // the content of its private /tmp
+  std::optional<Console> console;  // its terminal (spec.tty), as the processes saw it
 
   template <class A>
   void serialize(A& a) {
-    a(CEREAL_NVP(id), CEREAL_NVP(spec), CEREAL_NVP(time), CEREAL_NVP(tmp));
+    a(CEREAL_NVP(id), CEREAL_NVP(spec), CEREAL_NVP(time), CEREAL_NVP(tmp), CEREAL_NVP(console));
   }
 };
 

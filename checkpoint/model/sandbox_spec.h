@@ -55,13 +55,15 @@ struct SandboxSpec {
   uint64_t memory_limit = 0;              // bytes, 0 = none
   uint64_t pids_limit = 0;                // 0 = none
   bool time_namespace = true;
+  bool tty = false;                       // --tty: a pseudo-terminal is the program's stdio and ctty
 
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(argv), CEREAL_NVP(env), CEREAL_NVP(cwd), CEREAL_NVP(hostname), CEREAL_NVP(net),
       CEREAL_NVP(rootfs), CEREAL_NVP(read_only_root), CEREAL_NVP(binds), CEREAL_NVP(uid), CEREAL_NVP(gid),
       CEREAL_NVP(capabilities), CEREAL_NVP(seccomp), CEREAL_NVP(seccomp_profile), CEREAL_NVP(rlimits),
-      CEREAL_NVP(memory_limit), CEREAL_NVP(pids_limit), CEREAL_NVP(time_namespace));
+      CEREAL_NVP(memory_limit), CEREAL_NVP(pids_limit), CEREAL_NVP(time_namespace),
+      CEREAL_NVP(tty));
   }
 };
 

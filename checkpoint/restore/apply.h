@@ -61,11 +61,13 @@ int make_inotify(const model::Fd& f);
 // their messages (in cr_restart, or in a new sandbox's init), restore_sysv_ipc the System V objects
 // at their ids (in a new sandbox's init).
 int open_mqueue(const model::Fd& f);
-void restore_mqueues(const model::Ipc& ipc, bool fresh_namespace);
+// Returns the names of the queues it made (a failed restart outside a sandbox unlinks them).
+std::vector<std::string> restore_mqueues(const model::Ipc& ipc, bool fresh_namespace);
 void restore_sysv_ipc(const model::Ipc& ipc);
 // ipc.cc, in cr_restart once every process holds its objects, before any runs: what the image had
-// removed while still in use goes now (segments marked SHM_DEST, unlinked POSIX queues), in the
-// ipc namespace of `ns_pid` (a sandbox's init) or, with 0, cr_restart's own.
+// removed while still in use goes now (segments marked SHM_DEST, unlinked POSIX queues), and a
+// sandbox's kernel.shm_rmid_forced is set, in the ipc namespace of `ns_pid` (a sandbox's init) or,
+// with 0, cr_restart's own.
 void finish_ipc(const model::Ipc& ipc, pid_t ns_pid);
 // ipc.cc, injected: a System V segment attached (shmat(2)) where the image had it, for the first
 // VMA of each attachment (the others are parts of it); the parts the image had unmapped go again.
@@ -73,6 +75,14 @@ void attach_sysv_shm(Puppet& pp, const model::Process& p, const model::Vma& v);
 // ipc.cc, injected: the final protection of a VMA of an attachment, where it differs from the
 // attachment's own.
 void protect_sysv_shm(Puppet& pp, const model::Process& p, const model::Vma& v);
+// console.cc, for a sandbox started with --tty (its restart has a new pty: runtime/console.h):
+// restore_console_state, in the new init before any process is made, sets the saved termios and
+// window size on the new pty; open_console opens it again for an fd of kind console (in the init
+// or a new process); take_console_foreground, in each new process once it has made its session or
+// group, puts the saved foreground group back in the foreground (done by that group's leader).
+void restore_console_state(const model::Console& c);
+int open_console(const model::Fd& f);
+void take_console_foreground(const model::Process& p);
 // files.cc, before the processes are made: every pipe of the image, refilled, at fds >= min_fd that
 // every new process inherits.
 PipeTable make_pipe_table(const std::vector<model::Pipe>& pipes, int min_fd);

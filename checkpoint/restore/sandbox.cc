@@ -83,6 +83,7 @@ int restart_sandboxed(const RestoreOptions& opt, const model::Image& img, image:
   lo.start_app = [&]() -> pid_t {
     close(sync_read.get());
     populate_tmp(sb.tmp);
+    if (sb.console) restore_console_state(*sb.console);  // before any process: console.cc
     restore_sysv_ipc(img.ipc);
     restore_mqueues(img.ipc, true);
     open_shared_objects(plan);  // this copy of the plan is the init's, which its children inherit

@@ -76,6 +76,7 @@ void spawn_orphan(const TreePlan& plan, size_t idx);
     } else if (want_pgid && p.pgid == p.pid) {
       if (setpgid(0, 0) < 0) throw_errno("setpgid");
     }
+    if (plan.sandboxed) take_console_foreground(p);  // a sandbox's terminal (console.cc)
     if (p.zombie) {
       prctl(PR_SET_NAME, p.comm.substr(0, 15).c_str());
       exit_like(p.exit_status);

@@ -163,5 +163,21 @@ TEST(RuntimeOptions, PlanRunRejects) {
   EXPECT_THROW(plan_run(net), UsageError);
 }
 
+TEST(RuntimeOptions, TtyNeedsTheSandboxAndIsInTheSpec) {
+  RunRequest req;
+  req.argv = {"prog"};
+  req.tty = true;
+  try {
+    plan_run(req);
+    ADD_FAILURE() << "--tty without --sandbox was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "--tty needs --sandbox");
+  }
+  req.sandbox = true;
+  EXPECT_TRUE(plan_run(req).spec.tty);
+  req.tty = false;
+  EXPECT_FALSE(plan_run(req).spec.tty);
+}
+
 }  // namespace
 }  // namespace crbox::runtime
