@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   bool detach = false, quiet = false, verbose = false;
   std::vector<std::string> relocate;
   bool accept_changed = false;
+  bool omit_maybe = false, omit_always = false, omit_never = false;
 
   app.add_option("FILE", file, "the bundle ('-' for standard input)");
   auto* src = app.add_option_group("source", "");
@@ -61,6 +62,9 @@ int main(int argc, char** argv) {
   app.add_option("--relocate", relocate, "look for files under NEW that were under OLD at the checkpoint (OLD=NEW; repeatable)")
       ->allow_extra_args(false);  // one OLD=NEW per --relocate; the bundle may follow
   app.add_flag("--accept-changed-files", accept_changed, "use open or mapped files whose size or mtime changed since the checkpoint");
+  app.add_flag("--omit-maybe", omit_maybe, "leave cr_restart out of later checkpoints of the restored processes unless they have their own session (default)");
+  app.add_flag("--omit-always", omit_always, "always leave cr_restart out of later checkpoints");
+  app.add_flag("--omit-never", omit_never, "never leave cr_restart out of later checkpoints");
   app.add_flag("--detach", detach, "return as soon as the process runs instead of waiting for it");
   app.add_flag("-q,--quiet", quiet, "print nothing but errors");
   app.add_flag("-v,--verbose", verbose, "say what is restored");
@@ -93,6 +97,10 @@ int main(int argc, char** argv) {
   opt.after_signal = after.signal_number();
   opt.verbose = verbose;
   opt.accept_changed_files = accept_changed;
+  if (omit_maybe + omit_always + omit_never > 1) return usage("choose one of --omit-maybe, --omit-always, --omit-never");
+  opt.omit = omit_always ? restore::RestoreOptions::Omit::always
+             : omit_never ? restore::RestoreOptions::Omit::never
+                          : restore::RestoreOptions::Omit::maybe;
   for (const auto& r : relocate) {
     auto eq = r.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == r.size() || r[0] != '/' || r[eq + 1] != '/')

@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 
 #include "checkpoint/dump/collect.h"
+#include "checkpoint/dump/libcr.h"
 #include "checkpoint/dump/sandbox.h"
 #include "checkpoint/image/bundle.h"
 #include "checkpoint/proc/maps.h"
@@ -85,6 +87,11 @@ pid_t traced_by(pid_t pid) {
   return found;
 }
 
+bool requested_by(pid_t pid) {
+  const char* r = getenv("CRBOX_REQUESTER");
+  return r && parse_u64(r) == static_cast<uint64_t>(pid);
+}
+
 }  // namespace
 
 void check_dumpable(pid_t pid, const DumpOptions& opt) {
@@ -95,7 +102,10 @@ void check_dumpable(pid_t pid, const DumpOptions& opt) {
   if (st.flags & kPfKthread) throw Error("pid " + pid_s(pid) + " (" + st.comm + ") is a kernel thread; only user processes can be checkpointed");
   if (pid == 1) throw Error("pid 1 is the system's init; crbox does not checkpoint it");
   if (pid == getpid()) throw Error("cr_checkpoint cannot checkpoint itself");
-  if (pid == getppid()) throw Error("pid " + pid_s(pid) + " is cr_checkpoint's own parent; it cannot be checkpointed from inside");
+  // A process asking for its own checkpoint (libcr's cr_request_checkpoint) runs cr_checkpoint as
+  // its child and says so with CRBOX_REQUESTER; cr_checkpoint then leaves itself out of the tree.
+  if (pid == getppid() && !requested_by(pid))
+    throw Error("pid " + pid_s(pid) + " is cr_checkpoint's own parent; it cannot be checkpointed from inside");
   if (st.state == 'Z' || st.state == 'X') throw Error("pid " + pid_s(pid) + " is a zombie (it has exited)");
   auto status = proc::parse_status(read_file("/proc/" + pid_s(pid) + "/status"));
   if (status.tracer_pid != 0 && opt.ptraced != TracedPolicy::allow)
@@ -194,10 +204,13 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   } else {
     scope = [pid] { return descendants(pid, true); };
   }
-  auto live = [&scope] {
+  // Left out: ourselves (a process checkpointing itself through us), and processes libcr says to
+  // omit (libcr_omit loaded, or a callback's CR_CHECKPOINT_OMIT).
+  std::set<pid_t> left_out{getpid()};
+  auto live = [&scope, &left_out] {
     std::vector<pid_t> out;
     for (pid_t p : scope())
-      if (!proc::is_exited(p)) out.push_back(p);
+      if (!proc::is_exited(p) && !left_out.count(p)) out.push_back(p);
     return out;
   };
   // Every process must be one we may take, before any is touched.
@@ -208,6 +221,13 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
       throw Error("pid " + pid_s(p) + " (in the tree of " + pid_s(pid) + ") is already traced by pid " +
                   pid_s(status.tracer_pid) + "; detach it first");
   }
+
+  // Processes with libcr run their callbacks up to cr_checkpoint() before anything is frozen.
+  LibcrSession libcr(live());
+  left_out.insert(libcr.omitted().begin(), libcr.omitted().end());
+  libcr.run_callbacks(out_name, opt.after_signal);
+  left_out.insert(libcr.omitted().begin(), libcr.omitted().end());
+  if (live().empty()) throw Error("every process of pid " + pid_s(pid) + "'s checkpoint asked to be omitted; there is nothing to save");
 
   DumpStats stats;
   FrozenTree tree(live, sandbox ? &sandbox->cgroups : nullptr);
@@ -220,14 +240,15 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   img.created_unix_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
   for (const auto& fp : tree.processes()) img.processes.push_back(dump_one(fp->pid(), *fp));
   for (pid_t p : scope())
-    if (proc::is_exited(p)) img.processes.push_back(dump_zombie(p));
+    if (proc::is_exited(p) && !left_out.count(p)) img.processes.push_back(dump_zombie(p));
 
   // Parents as the image's namespace numbers them; the root's parent is the sandbox's init (1) or,
   // outside a sandbox, whoever restarts it (0).
   std::map<pid_t, int32_t> inner;
   for (const auto& p : img.processes) inner[p.host_pid] = p.pid;
   if (sandbox) inner[sandbox->init_pid] = 1;
-  for (auto& p : img.processes) p.ppid = inner.count(p.ppid) ? inner[p.ppid] : 0;
+  // (A process whose parent was left out is a root: made by cr_restart, or by a sandbox's init.)
+  for (auto& p : img.processes) p.ppid = inner.count(p.ppid) ? inner[p.ppid] : (sandbox ? 1 : 0);
   img.root_pid = sandbox ? sandbox->app_inner_pid : img.processes[0].pid;
   if (sandbox) {
     img.sandbox = sandbox->sandbox;
@@ -256,6 +277,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   stats.bytes = w.totals().bytes;
   stats.processes = static_cast<int32_t>(img.processes.size());
   if (before_release) before_release();
+  libcr.finish();
   stats.frozen_us = tree.frozen_us();
   tree.release(opt.after_signal);
   stats.total_us = static_cast<uint64_t>(

@@ -84,6 +84,7 @@ class BundleWriter {
   // The END section; after this the bundle is complete.
   void finish();
   const Totals& totals() const { return totals_; }
+  const std::string& name() const { return name_; }
 
  private:
   enum class Stage { start, header, model, done };
@@ -111,6 +112,7 @@ class BundleReader {
   // The next page batch (checksum verified), or nullopt once the END section was read and checked.
   // Its data stays valid until the second call after this one (two buffers are used in turn).
   std::optional<PageBatch> next_pages();
+  const std::string& name() const { return name_; }
   const Totals& totals() const { return totals_; }
 
  private:

@@ -90,6 +90,15 @@ PipeTable make_pipe_table(const std::vector<model::Pipe>& pipes, int min_fd);
 // a sandbox), umask, rlimits, personality.
 void apply_task_in_child(const model::Process& p, bool cwd_done = false);
 
+// libcr.cc: copies (kept by cr_restart) of the memfds holding the image's libcr pages; then, just
+// before the processes run, mark_restarted tells their waiting callbacks they were restarted from
+// `source` (runtime/libcr/protocol.h).
+std::vector<int> keep_libcr_pages(const model::Image& img, const std::map<uint64_t, int>& contents);
+void mark_restarted(const std::vector<int>& pages, const std::string& source);
+// libcr.cc: marks cr_restart itself as omitted from checkpoints (BLCR's cr_restart --omit-*): a
+// checkpoint of the restored processes' group or session then leaves their cr_restart out.
+void omit_self_from_checkpoints();
+
 // --- Checks in cr_restart before anything is created ---
 // `host_path` turns a path as the process saw it into one cr_restart can check ("" = cannot be
 // seen from here, skip).

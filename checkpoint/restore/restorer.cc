@@ -44,6 +44,8 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   int stop_signal = opt.after_signal;
   if (img.sandbox) return restart_sandboxed(opt, img, reader, stop_signal, on_restored);
 
+  bool omit = opt.omit == RestoreOptions::Omit::always || (opt.omit == RestoreOptions::Omit::maybe && !opt.restore_sid);
+  if (omit) omit_self_from_checkpoints();
   // Queues this restart makes in the host's namespace go again if it fails.
   std::vector<std::string> queues = restore_mqueues(img.ipc, false);
   auto unlink_queues = [&queues] {

@@ -21,6 +21,10 @@ struct RestoreOptions {
   std::vector<std::pair<std::string, std::string>> relocate;
   // --accept-changed-files: a file whose size or mtime changed since the checkpoint is used anyway.
   bool accept_changed_files = false;
+  // BLCR's --omit-maybe (default) / --omit-always / --omit-never: whether cr_restart leaves itself
+  // out of later checkpoints of the processes it restored (maybe: unless they got their own
+  // session back, --restore-sid, so nothing can take cr_restart with them by group or session).
+  enum class Omit { maybe, always, never } omit = Omit::maybe;
 };
 
 struct Restored {

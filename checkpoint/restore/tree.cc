@@ -273,6 +273,7 @@ int prepare_tree(TreePlan& plan) {
   close(fds[1]);
   if (plan.sync_fd < 0) throw_errno("fcntl F_DUPFD");
   plan.files.contents = make_contents(img.contents, base);
+  plan.libcr_pages = keep_libcr_pages(img, plan.files.contents);
   plan.files.pipes = make_pipe_table(img.pipes, base);
   if (!plan.sandboxed) open_shared_objects(plan);
   if (plan.sandboxed) {
@@ -409,6 +410,8 @@ void restore_tree(const TreePlan& plan, int sync_read, image::BundleReader& read
     throw Error("the image's page data names pid " + std::to_string(b->pid) + " out of order or unknown");
   // Segments and queues the image had removed while in use go now that all hold them (ipc.cc).
   finish_ipc(img.ipc, plan.sandboxed ? anchor : 0);
+  // Callbacks waiting in libcr's cr_checkpoint() will see "restarted" (libcr.cc).
+  mark_restarted(plan.libcr_pages, reader.name());
   // 5. Let them all go, children first.
   for (size_t i = puppets.size(); i-- > 0;) puppets[i]->release(procs[i]->threads.at(0), stop_signal);
 }

@@ -25,7 +25,8 @@ struct TreePlan {
   bool sandboxed = false;
   uint64_t trampoline = 0;  // the same address in every process: all start as copies of cr_restart
   int sync_fd = -1;         // write end of the report pipe, inherited by every new process
-  FileTables files;         // pipes, shared descriptions, contents: inherited by every new process
+  FileTables files;
+  std::vector<int> libcr_pages;  // kept by cr_restart: libcr.cc         // pipes, shared descriptions, contents: inherited by every new process
   std::map<int32_t, int> cwd_fds;                    // pid -> directory opened by cr_restart
   std::map<int32_t, std::vector<size_t>> children;   // ppid -> indexes into img->processes
   // Orphans (parent: the sandbox's init) in a session led by another process of the image, by that

@@ -1,0 +1,154 @@
+// The engine's side of runtime/libcr/protocol.h. The page is a memfd libcr mapped MAP_SHARED; we
+// map the same page through /proc/PID/map_files (proc(5)), so both sides see one memory and can
+// wait on its words with futex(2) (shared futexes: no FUTEX_PRIVATE_FLAG).
+#include "checkpoint/dump/libcr.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "checkpoint/proc/maps.h"
+#include "runtime/libcr/protocol.h"
+#include "util/deadline.h"
+#include "util/error.h"
+#include "util/fd.h"
+#include "util/files.h"
+
+namespace crbox::dump {
+
+namespace {
+
+std::string hex(uint64_t v) {
+  char b[32];
+  snprintf(b, sizeof b, "%lx", static_cast<unsigned long>(v));
+  return b;
+}
+
+std::atomic_ref<uint32_t> word(uint32_t& w) { return std::atomic_ref<uint32_t>(w); }
+
+void wake(uint32_t& w) { syscall(SYS_futex, &w, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0); }
+
+// Waits up to 10 ms for `w` to change from `seen`.
+void wait_change(uint32_t& w, uint32_t seen) {
+  timespec ts{0, 10000000};
+  syscall(SYS_futex, &w, FUTEX_WAIT, seen, &ts, nullptr, 0);
+}
+
+crbox_libcr_page* map_page(pid_t pid) {
+  auto maps = try_read_file("/proc/" + std::to_string(pid) + "/maps");
+  if (!maps) return nullptr;
+  const std::string name = std::string("/memfd:") + CRBOX_LIBCR_MEMFD_NAME;
+  for (const auto& m : proc::parse_maps(*maps)) {
+    if (m.path != name || !m.shared || m.end - m.start < sizeof(crbox_libcr_page)) continue;
+    std::string link = "/proc/" + std::to_string(pid) + "/map_files/" + hex(m.start) + "-" + hex(m.end);
+    UniqueFd fd(open(link.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) throw_errno("opening the libcr page of pid " + std::to_string(pid));
+    void* at = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (at == MAP_FAILED) throw_errno("mapping the libcr page of pid " + std::to_string(pid));
+    auto* page = static_cast<crbox_libcr_page*>(at);
+    if (page->magic == CRBOX_LIBCR_MAGIC && page->version == CRBOX_LIBCR_VERSION) return page;
+    munmap(at, 4096);
+    if (page->magic == CRBOX_LIBCR_MAGIC)
+      throw Error("pid " + std::to_string(pid) + " has a libcr of another version (" + std::to_string(page->version) +
+                  "); this crbox speaks version " + std::to_string(CRBOX_LIBCR_VERSION));
+  }
+  return nullptr;
+}
+
+std::string message_of(const crbox_libcr_page* page) {
+  std::string m(page->message, strnlen(page->message, sizeof page->message));
+  return m.empty() ? "" : ": " + m;
+}
+
+}  // namespace
+
+LibcrSession::LibcrSession(const std::vector<pid_t>& pids) {
+  try {
+    for (pid_t pid : pids) {
+      crbox_libcr_page* page = map_page(pid);
+      if (!page) continue;
+      peers_.push_back({pid, page, false});
+      if (word(page->omit).load()) omitted_.insert(pid);
+    }
+  } catch (...) {
+    for (auto& p : peers_) munmap(p.page, 4096);
+    throw;
+  }
+}
+
+LibcrSession::~LibcrSession() {
+  for (auto& p : peers_) {
+    if (p.asked && !finished_) {
+      uint32_t st = word(p.page->state).load();
+      tell(p, st == CRBOX_STATE_OMIT ? CRBOX_RESULT_OMITTED : CRBOX_RESULT_ABORTED);
+    }
+    munmap(p.page, 4096);
+  }
+}
+
+void LibcrSession::tell(Peer& p, unsigned result) {
+  word(p.page->result).store(result);
+  wake(p.page->result);
+}
+
+void LibcrSession::run_callbacks(const std::string& dest, int signal) {
+  // Ask them all first, so their callbacks run at the same time, then wait for each.
+  for (auto& p : peers_) {
+    if (omitted_.count(p.pid) || word(p.page->callbacks).load() == 0) continue;
+    std::snprintf(p.page->info_dest, sizeof p.page->info_dest, "%s", dest.c_str());
+    p.page->info_signal = signal;
+    p.page->message[0] = '\0';
+    word(p.page->result).store(CRBOX_RESULT_PENDING);
+    word(p.page->state).store(CRBOX_STATE_REQUESTED);
+    word(p.page->request_seq).fetch_add(1);
+    wake(p.page->request_seq);
+    p.asked = true;
+    // The signal only wakes libcr's thread; the request is in the page.
+    if (kill(p.pid, CRBOX_LIBCR_SIGNAL) != 0) throw_errno("asking pid " + std::to_string(p.pid) + " to run its callbacks");
+  }
+  for (auto& p : peers_) {
+    if (!p.asked) continue;
+    for (;;) {
+      uint32_t st = word(p.page->state).load();
+      if (st == CRBOX_STATE_READY) break;
+      if (st == CRBOX_STATE_OMIT) {
+        omitted_.insert(p.pid);
+        tell(p, CRBOX_RESULT_OMITTED);
+        p.asked = false;
+        break;
+      }
+      if (st == CRBOX_STATE_TEMP_FAILURE)
+        throw Error("pid " + std::to_string(p.pid) + " cancelled the checkpoint (a callback reported a temporary failure" +
+                        message_of(p.page) + ")",
+                    FailureKind::temporary);
+      if (st == CRBOX_STATE_PERM_FAILURE) {
+        // BLCR: the checkpoint is cancelled and the job killed.
+        tell(p, CRBOX_RESULT_ABORTED_PERM);
+        p.asked = false;
+        kill(p.pid, SIGKILL);
+        throw Error("pid " + std::to_string(p.pid) + " cancelled the checkpoint with a permanent failure" +
+                    message_of(p.page) + "; it was killed");
+      }
+      if (st != CRBOX_STATE_REQUESTED && st != CRBOX_STATE_RUNNING)
+        throw Error("pid " + std::to_string(p.pid) + "'s libcr answered with an unknown state " + std::to_string(st));
+      if (kill(p.pid, 0) != 0) throw Error("pid " + std::to_string(p.pid) + " exited while running its checkpoint callbacks");
+      check_deadline("the checkpoint callbacks of pid " + std::to_string(p.pid));
+      wait_change(p.page->state, st);
+    }
+  }
+}
+
+void LibcrSession::finish() {
+  for (auto& p : peers_)
+    if (p.asked) tell(p, CRBOX_RESULT_CONTINUE);
+  finished_ = true;
+}
+
+}  // namespace crbox::dump

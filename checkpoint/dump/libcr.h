@@ -1,0 +1,46 @@
+// The libcr handshake (runtime/libcr/protocol.h) with the processes of a checkpoint that have
+// BLCR's application library loaded: find their pages, leave out those that asked to be omitted,
+// have the others run their callbacks up to cr_checkpoint(), and tell them the outcome.
+#pragma once
+
+#include <sys/types.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+struct crbox_libcr_page;
+
+namespace crbox::dump {
+
+class LibcrSession {
+ public:
+  // Finds and maps the libcr page of each of `pids` that has one.
+  explicit LibcrSession(const std::vector<pid_t>& pids);
+  // A session not finished tells every process it asked that the checkpoint was given up.
+  ~LibcrSession();
+  LibcrSession(const LibcrSession&) = delete;
+  LibcrSession& operator=(const LibcrSession&) = delete;
+
+  // Processes left out: libcr_omit loaded, or a callback asked for CR_CHECKPOINT_OMIT.
+  const std::set<pid_t>& omitted() const { return omitted_; }
+  // Asks every process with callbacks to run them and waits until each has reached
+  // cr_checkpoint() (bounded by --time). Throws an Error on a failure or a time-out; a
+  // permanent failure (CR_CHECKPOINT_PERM_FAILURE) kills that process, as BLCR does.
+  void run_callbacks(const std::string& dest, int signal);
+  // The image is safe: the callbacks go on with "continue".
+  void finish();
+
+ private:
+  struct Peer {
+    pid_t pid = 0;
+    crbox_libcr_page* page = nullptr;
+    bool asked = false;
+  };
+  void tell(Peer& p, unsigned result);
+  std::vector<Peer> peers_;
+  std::set<pid_t> omitted_;
+  bool finished_ = false;
+};
+
+}  // namespace crbox::dump

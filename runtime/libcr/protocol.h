@@ -1,0 +1,96 @@
+/* The contract between libcr (inside the application) and crbox's checkpoint engine (in
+ * cr_checkpoint and cr_restart). Plain C, shared by both sides.
+ *
+ * libcr, when it is initialised, creates a memfd named CRBOX_LIBCR_MEMFD_NAME (memfd_create(2)),
+ * one page long, maps it MAP_SHARED once, and keeps it mapped for the life of the process. The
+ * engine finds it in /proc/PID/maps ("/memfd:crbox-libcr (deleted)"), maps the same page through
+ * /proc/PID/map_files/A-B (proc(5)), and the two sides talk through the fields below with atomic
+ * loads and stores; every field a side waits on is a futex word (futex(2), FUTEX_WAIT/FUTEX_WAKE
+ * WITHOUT FUTEX_PRIVATE_FLAG, since the page is shared between processes). Waiters always use a
+ * time-out and re-check, so a missed wake costs a few milliseconds, never a hang.
+ *
+ * One checkpoint, as the engine drives it for each process of its scope that has the page:
+ *   1. the engine reads `omit`: a process with libcr_omit loaded is left out of the checkpoint;
+ *   2. if `callbacks` is nonzero, the engine stores `request_flags`, sets `result` to
+ *      CRBOX_RESULT_PENDING, `state` to CRBOX_STATE_REQUESTED, increments `request_seq`, wakes
+ *      `request_seq`, and sends CRBOX_LIBCR_SIGNAL to the process (the signal only wakes libcr: the
+ *      request is in the page);
+ *   3. libcr waits until no thread is inside a critical section (`cs_count` == 0; new
+ *      cr_enter_cs() calls wait while a checkpoint is pending), sets `state` to
+ *      CRBOX_STATE_RUNNING, runs the thread-context callbacks in its own thread, then the
+ *      signal-context ones in their threads; each callback calls cr_checkpoint(), which reports
+ *      and blocks: when every callback has reached cr_checkpoint(CR_CHECKPOINT_READY), libcr sets
+ *      `state` to CRBOX_STATE_READY and wakes it. A callback that asks for
+ *      CR_CHECKPOINT_TEMP_FAILURE / _PERM_FAILURE / _OMIT (or returns nonzero) makes `state`
+ *      CRBOX_STATE_TEMP_FAILURE / _PERM_FAILURE / _OMIT, with a sentence in `message`;
+ *   4. the engine waits for a `state` other than REQUESTED/RUNNING, bounded by cr_checkpoint's
+ *      --time; on READY it freezes and dumps the processes (the callbacks are blocked inside
+ *      cr_checkpoint() meanwhile, and are in that state in the image); on OMIT it leaves the
+ *      process out; on a failure or a time-out it gives up (PERM: killing the process, as BLCR
+ *      does);
+ *   5. the engine stores the outcome in `result` and wakes it: CRBOX_RESULT_CONTINUE in the
+ *      process that ran on, CRBOX_RESULT_ABORTED when the checkpoint was given up (the callbacks'
+ *      cr_checkpoint() returns -CR_ETEMPFAIL, or -CR_EPERMFAIL), CRBOX_RESULT_OMITTED. cr_restart
+ *      stores CRBOX_RESULT_RESTART in the restored copy's page (through the memfd holding the
+ *      page's saved content) before the process runs again: its callbacks' cr_checkpoint() return
+ *      a positive value there;
+ *   6. libcr runs the rest of each callback (after cr_checkpoint() returns), then sets `state` back
+ *      to CRBOX_STATE_IDLE, and lets critical sections be entered again.
+ * The `info_*` fields describe the last checkpoint or restart for cr_get_checkpoint_info() and
+ * cr_get_restart_info(): the engine fills them before it stores `result`.
+ */
+#ifndef CRBOX_LIBCR_PROTOCOL_H
+#define CRBOX_LIBCR_PROTOCOL_H
+
+#include <stdint.h>
+
+#define CRBOX_LIBCR_MEMFD_NAME "crbox-libcr"
+#define CRBOX_LIBCR_MAGIC 0x424c5243u /* "CRLB" */
+#define CRBOX_LIBCR_VERSION 1u
+/* The signal that tells libcr a request is waiting: reserved by libcr (its handler is installed
+ * by cr_init()), so applications must not use it. SIGRTMAX - 2 on Linux (64 - 2). */
+#define CRBOX_LIBCR_SIGNAL 62
+
+enum crbox_libcr_state {
+  CRBOX_STATE_IDLE = 0,
+  CRBOX_STATE_REQUESTED = 1,
+  CRBOX_STATE_RUNNING = 2, /* libcr is running the callbacks */
+  CRBOX_STATE_READY = 3,   /* every callback is inside cr_checkpoint(): take the image */
+  CRBOX_STATE_TEMP_FAILURE = 4,
+  CRBOX_STATE_PERM_FAILURE = 5,
+  CRBOX_STATE_OMIT = 6,
+};
+
+enum crbox_libcr_result {
+  CRBOX_RESULT_PENDING = 0,
+  CRBOX_RESULT_CONTINUE = 1,
+  CRBOX_RESULT_RESTART = 2,
+  CRBOX_RESULT_ABORTED = 3,      /* given up: temporary failure, time-out, another process failed */
+  CRBOX_RESULT_ABORTED_PERM = 4, /* given up for good: the process is about to be killed */
+  CRBOX_RESULT_OMITTED = 5,
+};
+
+struct crbox_libcr_page {
+  uint32_t magic;   /* CRBOX_LIBCR_MAGIC once libcr has filled the page */
+  uint32_t version; /* CRBOX_LIBCR_VERSION */
+  uint32_t omit;      /* nonzero: libcr_omit is loaded; the engine leaves this process out */
+  uint32_t callbacks; /* number of callbacks registered (0: nothing to ask, dump at once) */
+  /* engine -> libcr */
+  uint32_t request_seq;   /* futex word: incremented for each request */
+  uint32_t request_flags; /* reserved (0) */
+  /* libcr -> engine */
+  uint32_t state; /* futex word: enum crbox_libcr_state */
+  int32_t cs_count; /* threads inside a critical section (cr_enter_cs) */
+  /* engine -> libcr, the outcome */
+  uint32_t result; /* futex word: enum crbox_libcr_result */
+  uint32_t restarts; /* incremented by cr_restart at each restart of this image */
+  /* For cr_get_checkpoint_info / cr_get_restart_info: the bundle's path as the engine wrote it
+   * ("" for a pipe or an fd), the signal sent after the checkpoint (0: none). */
+  int32_t info_signal;
+  int32_t info_requester; /* pid of the process that asked for the checkpoint, as seen by libcr */
+  char info_dest[1024];
+  char info_src[1024]; /* the bundle a restart read */
+  char message[512];   /* why libcr failed the request (from the callback), for the engine's error */
+};
+
+#endif
