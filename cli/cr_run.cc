@@ -10,6 +10,7 @@
 
 #include "runtime/exec.h"
 #include "runtime/launcher.h"
+#include "runtime/libcr_preload.h"
 #include "runtime/options.h"
 #include "runtime/registry.h"
 #include "runtime/usage_error.h"
@@ -56,6 +57,9 @@ int main(int argc, char** argv) {
   app.prefix_command();  // everything from PROGRAM on belongs to the program
   app.add_flag("--list", list, "List live sandboxes (id, init pid, program pid, program) and exit");
   app.add_flag("--sandbox", req.sandbox, "Run in a sandbox (needs root)");
+  app.add_flag("--omit", req.omit,
+               "Preload libcr_omit.so instead of libcr_run.so: checkpoints leave the program out (BLCR's way for "
+               "launchers such as mpirun); what it starts is checkpointed as usual");
   app.add_option("--name", req.name, "Sandbox id in the registry (default: random); [A-Za-z0-9_.-]+, unique")->type_name("ID");
   app.add_option("--hostname", req.hostname, "Host name inside (default: crbox)")->type_name("NAME");
   app.add_option("--net", req.net, "Network: host (default) or none (only lo, up)")->type_name("MODE");
@@ -117,7 +121,9 @@ int main(int argc, char** argv) {
       }
       const char* path = std::getenv("PATH");
       crbox::runtime::resolve_program(plan.spec.argv[0], path ? path : "");
-      return crbox::runtime::run_plain(plan.spec.argv);
+      const char* current = std::getenv("LD_PRELOAD");
+      auto preload = crbox::runtime::libcr_preload(plan.omit, current ? current : "");
+      return crbox::runtime::run_plain(plan.spec.argv, preload.value_or(""));
     }
     // Inside a --rootfs the program is looked up after the switch, by the application itself.
     if (plan.spec.rootfs.empty()) {
@@ -129,6 +135,17 @@ int main(int argc, char** argv) {
     }
     crbox::runtime::LaunchOptions opts;
     opts.spec = plan.spec;
+    {
+      // libcr_run.so (or libcr_omit.so) for the program, after whatever LD_PRELOAD it would get.
+      const char* inherited = std::getenv("LD_PRELOAD");
+      std::string current = inherited ? inherited : "";
+      for (const auto& kv : plan.spec.env) {
+        if (kv.rfind("LD_PRELOAD=", 0) == 0) current = kv.substr(11);
+      }
+      if (auto preload = crbox::runtime::libcr_preload(plan.omit, current, plan.spec.rootfs)) {
+        opts.spec.env.push_back("LD_PRELOAD=" + *preload);
+      }
+    }
     opts.id = plan.id;
     opts.time_offsets_ns = plan.time_offsets_ns;
     return crbox::runtime::run_sandbox(opts);

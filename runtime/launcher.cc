@@ -191,15 +191,16 @@ int run_sandbox(const LaunchOptions& opts) {
   return exit_status_of(st);
 }
 
-int run_plain(const std::vector<std::string>& argv) {
+int run_plain(const std::vector<std::string>& argv, const std::string& preload) {
   SignalBlock block;
   std::fflush(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     reset_signals();
-    // BLCR's cr_run preloads libcr_run.so here (LD_PRELOAD) so the program gets the checkpoint
-    // signal handler; that library lives in runtime/libcr/ and is added by its own issue.
+    // BLCR's cr_run: the program gets libcr_run.so (or libcr_omit.so) preloaded, with libcr's page
+    // and signal handler (docs/libcr.md); cr_run computed the value (runtime/libcr_preload.h).
+    if (!preload.empty()) ::setenv("LD_PRELOAD", preload.c_str(), 1);
     exec_or_exit(argv);
   }
   return exit_status_of(wait_forwarding(pid, false));

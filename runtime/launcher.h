@@ -56,6 +56,7 @@ int run_sandbox(const LaunchOptions& opts);
 // Runs argv in the caller's namespaces: fork, exec, wait, with the same signal forwarding, except
 // for signals the kernel sent (si_code SI_KERNEL: terminal keys and window changes), which reach
 // the program directly because it shares the caller's process group. Returns the exit status.
-int run_plain(const std::vector<std::string>& argv);
+// With a nonempty `preload`, the program gets it as LD_PRELOAD (runtime/libcr_preload.h).
+int run_plain(const std::vector<std::string>& argv, const std::string& preload = "");
 
 }  // namespace crbox::runtime

@@ -84,6 +84,7 @@ bool valid_hostname(const std::string& name) {
 RunPlan plan_run(const RunRequest& req) {
   RunPlan plan;
   plan.sandbox = req.sandbox;
+  plan.omit = req.omit;
   if (req.argv.empty()) throw UsageError("no program given (usage: cr_run [options] [--] PROGRAM [ARGS...])");
   plan.spec.argv = req.argv;
   for (const auto& e : req.env) plan.spec.env.push_back(parse_env(e));

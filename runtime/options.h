@@ -21,11 +21,13 @@ struct RunRequest {
       time_offset;
   bool read_only = false;
   bool tty = false;
+  bool omit = false;  // --omit: preload libcr_omit.so instead of libcr_run.so
   std::vector<std::string> env, binds, ro_binds, cap_add, cap_drop, rlimits;
 };
 
 struct RunPlan {
   bool sandbox = false;
+  bool omit = false;        // preload libcr_omit.so (BLCR's cr_run --omit) instead of libcr_run.so
   model::SandboxSpec spec;  // argv and env are filled in plain mode too
   std::string id;           // "" = generate
   std::optional<std::pair<int64_t, int64_t>> time_offsets_ns;

@@ -1,0 +1,349 @@
+// cr_request_checkpoint and friends with a stand-in for crbox's cr_checkpoint (a shell script
+// named by $CRBOX_CR_CHECKPOINT): the command line and environment it gets, the messages, BLCR's
+// return conventions for wait / poll / reap, errors found at request time or deferred, the
+// "restarted" answer, and a child the application itself reaped.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <libcr.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "libcr_test_util.h"
+
+namespace crbox::libcr_test {
+namespace {
+
+class LibcrRequest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/crbox-libcr-request-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    tool_ = dir_ + "/fake_cr_checkpoint";
+    // Prints its arguments and environment, writes "bundle" to the --fd it got, sleeps
+    // $FAKE_SLEEP, says $FAKE_SAY on stderr and exits $FAKE_EXIT.
+    std::ofstream(tool_) << "#!/bin/sh\n"
+                            "echo \"args: $*\"\n"
+                            "echo \"requester=$CRBOX_REQUESTER preload=${LD_PRELOAD-unset}\"\n"
+                            "prev=; fd=\n"
+                            "for a in \"$@\"; do [ \"$prev\" = --fd ] && fd=$a; prev=$a; done\n"
+                            "[ -n \"$fd\" ] && eval \"echo bundle >&$fd\"\n"
+                            "[ -n \"$FAKE_SLEEP\" ] && sleep \"$FAKE_SLEEP\"\n"
+                            "[ -n \"$FAKE_SAY\" ] && echo \"$FAKE_SAY\" >&2\n"
+                            "exit ${FAKE_EXIT:-0}\n";
+    chmod(tool_.c_str(), 0755);
+    setenv("CRBOX_CR_CHECKPOINT", tool_.c_str(), 1);
+    setenv("CRBOX_CR_RESTART", tool_.c_str(), 1);
+    unsetenv("FAKE_EXIT");
+    unsetenv("FAKE_SLEEP");
+    unsetenv("FAKE_SAY");
+  }
+  void TearDown() override {
+    unsetenv("CRBOX_CR_CHECKPOINT");
+    unsetenv("CRBOX_CR_RESTART");
+    std::filesystem::remove_all(dir_);
+  }
+  int open_out(const std::string& name) { return open((dir_ + "/" + name).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600); }
+  std::string slurp(const std::string& name) {
+    std::ifstream f(dir_ + "/" + name);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+  cr_checkpoint_args_t args(int fd, cr_scope_t scope = CR_SCOPE_PROC) {
+    cr_checkpoint_args_t a;
+    cr_initialize_checkpoint_args_t(&a);
+    a.cr_scope = scope;
+    a.cr_fd = fd;
+    return a;
+  }
+  static std::string log_of(cr_checkpoint_handle_t* h) {
+    int need = cr_log_checkpoint(h, 0, nullptr);
+    if (need <= 0) return "";
+    std::string s(need, '\0');
+    cr_log_checkpoint(h, need, s.data());
+    s.resize(need - 1);
+    return s;
+  }
+  std::string dir_, tool_;
+};
+
+TEST_F(LibcrRequest, RunsCrCheckpointOnItselfWithTheArguments) {
+  int fd = open_out("ctx");
+  ASSERT_GE(fd, 0);
+  cr_checkpoint_args_t a = args(fd);
+  a.cr_timeout = 7;
+  a.cr_signal = SIGTERM;
+  a.cr_flags = CR_CHKPT_DUMP_EXEC | CR_CHKPT_PTRACED_SKIP;
+  cr_checkpoint_handle_t h;
+  ASSERT_EQ(cr_request_checkpoint(&a, &h), 0) << cr_strerror(errno);
+  close(fd);
+  int rc;
+  do rc = cr_wait_checkpoint(&h, nullptr);
+  while (rc < 0 && errno == EINTR);
+  ASSERT_EQ(rc, 1);
+  std::string log = log_of(&h);
+  // The fd keeps its number (it is above 2), made inheritable in the child only.
+  std::string expect = "args: --pid --fd " + std::to_string(fd) + " --time 7 --signal 15 --ptraced-skip --save-exe " +
+                       std::to_string(getpid());
+  EXPECT_NE(log.find(expect), std::string::npos) << log;
+  EXPECT_NE(log.find("requester=" + std::to_string(getpid())), std::string::npos) << log;
+  EXPECT_EQ(cr_reap_checkpoint(&h), 1);
+  EXPECT_EQ(slurp("ctx"), "bundle\n");
+  errno = 0;
+  EXPECT_EQ(cr_reap_checkpoint(&h), -1) << "the handle is gone";
+  EXPECT_EQ(errno, EINVAL);
+}
+
+TEST_F(LibcrRequest, ScopesTargetsAndTheWorkingDirectory) {
+  struct Case {
+    cr_scope_t scope;
+    pid_t target;
+    std::string expect;
+  } cases[] = {
+      {CR_SCOPE_TREE, 0, "--tree " + std::to_string(getpid())},
+      {CR_SCOPE_PGRP, 0, "--pgid " + std::to_string(getpgrp())},
+      {CR_SCOPE_SESS, 0, "--sid " + std::to_string(getsid(0))},
+      {CR_SCOPE_PROC, getppid(), "--pid " + std::to_string(getppid())},
+  };
+  for (auto& c : cases) {
+    cr_checkpoint_args_t a = args(CR_DEST_CWD, c.scope);
+    a.cr_target = c.target;
+    cr_checkpoint_handle_t h;
+    ASSERT_EQ(cr_request_checkpoint(&a, &h), 0) << cr_strerror(errno);
+    char* msgs = nullptr;
+    ASSERT_EQ(cr_poll_checkpoint_msg(&h, nullptr, &msgs), 1);
+    ASSERT_NE(msgs, nullptr);
+    std::string log = msgs;
+    free(msgs);
+    EXPECT_NE(log.find("args: " + c.expect + "\n"), std::string::npos) << log;
+  }
+}
+
+TEST_F(LibcrRequest, DescriptorsZeroToTwoAreMovedUp) {
+  int saved = dup(1);
+  int fd = open_out("ctx1");
+  ASSERT_EQ(dup2(fd, 1), 1);
+  close(fd);
+  cr_checkpoint_args_t a = args(1);
+  cr_checkpoint_handle_t h;
+  int rc = cr_request_checkpoint(&a, &h);
+  dup2(saved, 1);
+  close(saved);
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(cr_poll_checkpoint(&h, nullptr), 1);
+  EXPECT_EQ(slurp("ctx1"), "bundle\n") << "written through fd 1 of the requester, renumbered in the child";
+}
+
+TEST_F(LibcrRequest, LibcrIsNotPreloadedIntoTheTool) {
+  const char* old = getenv("LD_PRELOAD");
+  std::string saved = old ? old : "";
+  setenv("LD_PRELOAD", "/nonexistent/libcr_run.so.0:/lib/x86_64-linux-gnu/libm.so.6 /x/libcr_omit.so.0", 1);
+  cr_checkpoint_args_t a = args(CR_DEST_CWD);
+  cr_checkpoint_handle_t h;
+  int rc = cr_request_checkpoint(&a, &h);
+  if (old) setenv("LD_PRELOAD", saved.c_str(), 1);
+  else unsetenv("LD_PRELOAD");
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(cr_wait_checkpoint(&h, nullptr), 1);
+  std::string log = log_of(&h);
+  EXPECT_NE(log.find("preload=/lib/x86_64-linux-gnu/libm.so.6\n"), std::string::npos) << log;
+  EXPECT_EQ(cr_reap_checkpoint(&h), 1);
+}
+
+TEST_F(LibcrRequest, WaitTimesOutAndWritesBackTheTimeLeft) {
+  setenv("FAKE_SLEEP", "1", 1);
+  cr_checkpoint_args_t a = args(CR_DEST_CWD);
+  cr_checkpoint_handle_t h;
+  ASSERT_EQ(cr_request_checkpoint(&a, &h), 0);
+  struct timeval tv = {0, 50000};
+  EXPECT_EQ(cr_wait_checkpoint(&h, &tv), 0) << "not done yet";
+  EXPECT_EQ(tv.tv_sec, 0);
+  EXPECT_EQ(tv.tv_usec, 0);
+  errno = 0;
+  EXPECT_EQ(cr_reap_checkpoint(&h), -1);
+  EXPECT_EQ(errno, EAGAIN) << "not ended: the handle stays";
+  struct timeval zero = {0, 0};
+  EXPECT_EQ(cr_poll_checkpoint(&h, &zero), 0);
+  tv = {30, 0};
+  EXPECT_EQ(cr_wait_checkpoint(&h, &tv), 1);
+  EXPECT_GT(tv.tv_sec, 20) << "most of the time is left";
+  EXPECT_EQ(cr_reap_checkpoint(&h), 1);
+}
+
+TEST_F(LibcrRequest, FailuresMapToBlcrErrors) {
+  struct Case {
+    const char* exit_code;
+    const char* say;
+    int err;
+  } cases[] = {
+      {"1", "cr_checkpoint: pid 7: a libcr callback asked for a temporary failure", CR_ETEMPFAIL},
+      {"1", "cr_checkpoint: pid 7: a libcr callback asked for a permanent failure; it was killed", CR_EPERMFAIL},
+      {"1", "cr_checkpoint: gave up after 2 s (--time)", CR_ETEMPFAIL},
+      {"1", "cr_checkpoint: pid 7 does not exist", ESRCH},
+      {"1", "cr_checkpoint: pid 7 is traced by pid 9", CR_EPTRACED},
+      {"1", "cr_checkpoint: something else went wrong", EIO},
+      {"2", "cr_checkpoint: bad option", EINVAL},
+  };
+  for (auto& c : cases) {
+    setenv("FAKE_EXIT", c.exit_code, 1);
+    setenv("FAKE_SAY", c.say, 1);
+    cr_checkpoint_args_t a = args(CR_DEST_CWD);
+    cr_checkpoint_handle_t h;
+    ASSERT_EQ(cr_request_checkpoint(&a, &h), 0);
+    char* msgs = nullptr;
+    errno = 0;
+    EXPECT_EQ(cr_poll_checkpoint_msg(&h, nullptr, &msgs), CR_POLL_CHKPT_ERR_POST) << c.say;
+    EXPECT_EQ(errno, c.err) << c.say << ": " << cr_strerror(errno);
+    ASSERT_NE(msgs, nullptr);
+    EXPECT_NE(std::string(msgs).find(c.say), std::string::npos);
+    free(msgs);
+  }
+}
+
+TEST_F(LibcrRequest, BadRequestsAreRefusedOrDeferred) {
+  cr_checkpoint_handle_t h;
+  cr_checkpoint_args_t a = args(-1);
+  errno = 0;
+  EXPECT_EQ(cr_request_checkpoint(&a, &h), -1);
+  EXPECT_EQ(errno, EBADF);
+  int ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  a = args(ro);
+  errno = 0;
+  EXPECT_EQ(cr_request_checkpoint(&a, &h), -1) << "a read-only descriptor";
+  EXPECT_EQ(errno, EBADF);
+  close(ro);
+  a = args(CR_DEST_CWD);
+  a.cr_scope = (cr_scope_t)-1;  // as cr_initialize_checkpoint_args_t leaves it
+  errno = 0;
+  EXPECT_EQ(cr_request_checkpoint(&a, &h), -1);
+  EXPECT_EQ(errno, EINVAL);
+  a = args(CR_DEST_CWD);
+  a.cr_target = 4194000;  // above any pid in use here
+  while (kill(a.cr_target, 0) == 0) a.cr_target++;
+  errno = 0;
+  EXPECT_EQ(cr_request_checkpoint(&a, &h), -1);
+  EXPECT_EQ(errno, ESRCH);
+  a = args(CR_DEST_CWD, CR_SCOPE_TREE);
+  a.cr_target = getppid();
+  a.cr_flags = CR_CHKPT_PROHIBIT_SELF;
+  errno = 0;
+  EXPECT_EQ(cr_request_checkpoint(&a, &h), -1) << "its parent's tree holds the requester";
+  EXPECT_EQ(errno, EDEADLK);
+
+  // CR_CHKPT_ASYNC_ERR: the request "succeeds"; the error comes with the reap.
+  a = args(-1);
+  a.cr_flags = CR_CHKPT_ASYNC_ERR;
+  ASSERT_EQ(cr_request_checkpoint(&a, &h), 0);
+  EXPECT_EQ(cr_wait_checkpoint(&h, nullptr), 1);
+  errno = 0;
+  EXPECT_EQ(cr_reap_checkpoint(&h), -1);
+  EXPECT_EQ(errno, EBADF);
+
+  cr_checkpoint_handle_t bogus = 12345;
+  errno = 0;
+  EXPECT_EQ(cr_wait_checkpoint(&bogus, nullptr), -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(cr_log_checkpoint(&bogus, 0, nullptr), -1);
+  EXPECT_EQ(cr_poll_checkpoint(&bogus, nullptr), CR_POLL_CHKPT_ERR_PRE);
+}
+
+// Our children as /proc lists them (the request's child is one).
+std::vector<pid_t> children() {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc/self/task");
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/children");
+    pid_t p;
+    while (f >> p) out.push_back(p);
+  }
+  closedir(d);
+  return out;
+}
+
+TEST_F(LibcrRequest, TheRestartedCopyIsToldCrERestarted) {
+  // What a process restarted from its own checkpoint finds: its request's child is not its
+  // child any more, and the page counts one more restart.
+  ASSERT_GE(cr_init(), 0);
+  auto before = children();
+  setenv("FAKE_SLEEP", "30", 1);
+  cr_checkpoint_args_t a = args(CR_DEST_CWD);
+  cr_checkpoint_handle_t h;
+  ASSERT_EQ(cr_request_checkpoint(&a, &h), 0);
+  pid_t child = -1;
+  for (pid_t p : children())
+    if (std::find(before.begin(), before.end(), p) == before.end()) child = p;
+  ASSERT_GT(child, 0);
+  __atomic_add_fetch(&own_page()->restarts, 1, __ATOMIC_SEQ_CST);
+  kill(child, SIGKILL);
+  siginfo_t si;
+  ASSERT_EQ(waitid(P_PID, child, &si, WEXITED), 0);
+  errno = 0;
+  EXPECT_EQ(cr_poll_checkpoint(&h, nullptr), CR_POLL_CHKPT_ERR_POST);
+  EXPECT_EQ(errno, CR_ERESTARTED);
+}
+
+TEST_F(LibcrRequest, AChildTheApplicationReapedIsJudgedByItsMessages) {
+  // An application reaping any child (waitpid(-1), as launchers do) may take the status of the
+  // request's child; libcr then goes by what cr_checkpoint said.
+  for (bool fail : {false, true}) {
+    if (fail) {
+      setenv("FAKE_EXIT", "1", 1);
+      setenv("FAKE_SAY", "cr_checkpoint: pid 7: a libcr callback asked for a temporary failure", 1);
+    }
+    cr_checkpoint_args_t a = args(CR_DEST_CWD);
+    cr_checkpoint_handle_t h;
+    ASSERT_EQ(cr_request_checkpoint(&a, &h), 0);
+    int st;
+    pid_t got;
+    do got = waitpid(-1, &st, 0);
+    while (got < 0 && errno == EINTR);
+    ASSERT_GT(got, 0);
+    EXPECT_EQ(WEXITSTATUS(st), fail ? 1 : 0);
+    errno = 0;
+    if (fail) {
+      EXPECT_EQ(cr_poll_checkpoint(&h, nullptr), CR_POLL_CHKPT_ERR_POST);
+      EXPECT_EQ(errno, CR_ETEMPFAIL);
+    } else {
+      EXPECT_EQ(cr_poll_checkpoint(&h, nullptr), 1) << cr_strerror(errno);
+    }
+  }
+}
+
+TEST_F(LibcrRequest, RestartRequestRunsCrRestartDetached) {
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  cr_restart_args_t a;
+  cr_initialize_restart_args_t(&a);
+  a.cr_fd = fd;
+  a.cr_signal = SIGUSR1;
+  a.cr_flags = CR_RSTRT_RESTORE_SID;  // no RESTORE_PID
+  char storage[CR_RSTRT_RELOCATE_SIZE(1)];
+  auto* reloc = reinterpret_cast<cr_rstrt_relocate*>(storage);
+  reloc->count = 1;
+  reloc->path[0].oldpath = "/old";
+  reloc->path[0].newpath = "/new";
+  a.cr_relocate = reloc;
+  // cr_restart's output is the restored processes' stdio: it is not captured. Have the stand-in
+  // write its arguments to a file instead.
+  std::string out = dir_ + "/restart.out";
+  std::ofstream(tool_) << "#!/bin/sh\necho \"$*\" > " << out << "\n";
+  cr_restart_handle_t h;
+  ASSERT_EQ(cr_request_restart(&a, &h), 0) << cr_strerror(errno);
+  close(fd);
+  ASSERT_EQ(cr_poll_restart(&h, nullptr), 1);
+  EXPECT_EQ(slurp("restart.out"), "--detach --fd " + std::to_string(fd) +
+                                      " --no-restore-pid --restore-sid --signal 10 --relocate /old=/new\n");
+}
+
+}  // namespace
+}  // namespace crbox::libcr_test
