@@ -225,7 +225,11 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   // Processes with libcr run their callbacks up to cr_checkpoint() before anything is frozen.
   LibcrSession libcr(live());
   left_out.insert(libcr.omitted().begin(), libcr.omitted().end());
-  libcr.run_callbacks(out_name, opt.after_signal);
+  // Who asked, for cr_get_checkpoint_info(): the process checkpointing itself, or us (a pid the
+  // processes can see only outside a sandbox).
+  const char* req = getenv("CRBOX_REQUESTER");
+  int32_t requester = req ? static_cast<int32_t>(parse_u64(req).value_or(0)) : (sandbox ? 0 : getpid());
+  libcr.run_callbacks(out_name, opt.after_signal, requester);
   left_out.insert(libcr.omitted().begin(), libcr.omitted().end());
   if (live().empty()) throw Error("every process of pid " + pid_s(pid) + "'s checkpoint asked to be omitted; there is nothing to save");
 

@@ -98,20 +98,21 @@ void LibcrSession::tell(Peer& p, unsigned result) {
   wake(p.page->result);
 }
 
-void LibcrSession::run_callbacks(const std::string& dest, int signal) {
+void LibcrSession::run_callbacks(const std::string& dest, int signal, int32_t requester) {
   // Ask them all first, so their callbacks run at the same time, then wait for each.
   for (auto& p : peers_) {
     if (omitted_.count(p.pid) || word(p.page->callbacks).load() == 0) continue;
     std::snprintf(p.page->info_dest, sizeof p.page->info_dest, "%s", dest.c_str());
     p.page->info_signal = signal;
+    p.page->info_requester = requester;
     p.page->message[0] = '\0';
     word(p.page->result).store(CRBOX_RESULT_PENDING);
     word(p.page->state).store(CRBOX_STATE_REQUESTED);
     word(p.page->request_seq).fetch_add(1);
     wake(p.page->request_seq);
     p.asked = true;
-    // The signal only wakes libcr's thread; the request is in the page.
-    if (kill(p.pid, CRBOX_LIBCR_SIGNAL) != 0) throw_errno("asking pid " + std::to_string(p.pid) + " to run its callbacks");
+    // The futex wake reaches libcr's thread, which waits on request_seq. (No signal: one sent to
+    // the process would interrupt whatever system call its main thread is in.)
   }
   for (auto& p : peers_) {
     if (!p.asked) continue;

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,7 +28,8 @@ class LibcrSession {
   // Asks every process with callbacks to run them and waits until each has reached
   // cr_checkpoint() (bounded by --time). Throws an Error on a failure or a time-out; a
   // permanent failure (CR_CHECKPOINT_PERM_FAILURE) kills that process, as BLCR does.
-  void run_callbacks(const std::string& dest, int signal);
+  // `requester`: who asked, as the processes number it (0: not in their pid namespace).
+  void run_callbacks(const std::string& dest, int signal, int32_t requester);
   // The image is safe: the callbacks go on with "continue".
   void finish();
 

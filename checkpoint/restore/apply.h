@@ -94,7 +94,8 @@ void apply_task_in_child(const model::Process& p, bool cwd_done = false);
 // before the processes run, mark_restarted tells their waiting callbacks they were restarted from
 // `source` (runtime/libcr/protocol.h).
 std::vector<int> keep_libcr_pages(const model::Image& img, const std::map<uint64_t, int>& contents);
-void mark_restarted(const std::vector<int>& pages, const std::string& source);
+// `requester`: cr_restart's pid as the processes see it (0 in a sandbox).
+void mark_restarted(const std::vector<int>& pages, const std::string& source, int32_t requester);
 // libcr.cc: marks cr_restart itself as omitted from checkpoints (BLCR's cr_restart --omit-*): a
 // checkpoint of the restored processes' group or session then leaves their cr_restart out.
 void omit_self_from_checkpoints();

@@ -29,15 +29,18 @@ std::vector<int> keep_libcr_pages(const model::Image& img, const std::map<uint64
   return out;
 }
 
-void mark_restarted(const std::vector<int>& pages, const std::string& source) {
+void mark_restarted(const std::vector<int>& pages, const std::string& source, int32_t requester) {
   for (int fd : pages) {
     crbox_libcr_page page;
     if (pread(fd, &page, sizeof page, 0) != static_cast<ssize_t>(sizeof page)) throw_errno("reading a libcr page");
     if (page.magic != CRBOX_LIBCR_MAGIC) continue;
     page.restarts++;
+    page.info_requester = requester;
     std::snprintf(page.info_src, sizeof page.info_src, "%s", source.c_str());
     // The processes are not running yet: plain writes, the result last.
     if (pwrite(fd, &page.restarts, sizeof page.restarts, offsetof(crbox_libcr_page, restarts)) != sizeof page.restarts ||
+        pwrite(fd, &page.info_requester, sizeof page.info_requester, offsetof(crbox_libcr_page, info_requester)) !=
+            sizeof page.info_requester ||
         pwrite(fd, page.info_src, sizeof page.info_src, offsetof(crbox_libcr_page, info_src)) !=
             static_cast<ssize_t>(sizeof page.info_src))
       throw_errno("writing a libcr page");

@@ -411,7 +411,7 @@ void restore_tree(const TreePlan& plan, int sync_read, image::BundleReader& read
   // Segments and queues the image had removed while in use go now that all hold them (ipc.cc).
   finish_ipc(img.ipc, plan.sandboxed ? anchor : 0);
   // Callbacks waiting in libcr's cr_checkpoint() will see "restarted" (libcr.cc).
-  mark_restarted(plan.libcr_pages, reader.name());
+  mark_restarted(plan.libcr_pages, reader.name(), plan.sandboxed ? 0 : getpid());
   // 5. Let them all go, children first.
   for (size_t i = puppets.size(); i-- > 0;) puppets[i]->release(procs[i]->threads.at(0), stop_signal);
 }

@@ -12,9 +12,9 @@
  * One checkpoint, as the engine drives it for each process of its scope that has the page:
  *   1. the engine reads `omit`: a process with libcr_omit loaded is left out of the checkpoint;
  *   2. if `callbacks` is nonzero, the engine stores `request_flags`, sets `result` to
- *      CRBOX_RESULT_PENDING, `state` to CRBOX_STATE_REQUESTED, increments `request_seq`, wakes
- *      `request_seq`, and sends CRBOX_LIBCR_SIGNAL to the process (the signal only wakes libcr: the
- *      request is in the page);
+ *      CRBOX_RESULT_PENDING, `state` to CRBOX_STATE_REQUESTED, increments `request_seq` and wakes
+ *      it: libcr's thread waits on that word (no signal is sent: one would interrupt the program's
+ *      own system calls);
  *   3. libcr waits until no thread is inside a critical section (`cs_count` == 0; new
  *      cr_enter_cs() calls wait while a checkpoint is pending), sets `state` to
  *      CRBOX_STATE_RUNNING, runs the thread-context callbacks in its own thread, then the
@@ -47,8 +47,9 @@
 #define CRBOX_LIBCR_MEMFD_NAME "crbox-libcr"
 #define CRBOX_LIBCR_MAGIC 0x424c5243u /* "CRLB" */
 #define CRBOX_LIBCR_VERSION 1u
-/* The signal that tells libcr a request is waiting: reserved by libcr (its handler is installed
- * by cr_init()), so applications must not use it. SIGRTMAX - 2 on Linux (64 - 2). */
+/* The signal libcr reserves for itself (its handler is installed by cr_init(); it runs the
+ * signal-context callbacks in their threads), so applications must not use it. SIGRTMAX - 2 on
+ * Linux (64 - 2). */
 #define CRBOX_LIBCR_SIGNAL 62
 
 enum crbox_libcr_state {
