@@ -2,7 +2,8 @@
 # The BLCR walk-through of the seed document, end to end, with crbox's tools:
 #   1. the counter under plain `cr_run`, checkpointed, killed, restarted with the same pid;
 #   2. the counter under `cr_run --sandbox`, checkpointed, and restarted in a fresh sandbox while
-#      the original still runs: both print, both are pid 2 inside.
+#      the original still runs: both print, both are pid 2 inside;
+#   3. the seed's other way: the counter linked with -lcr_run and run without cr_run.
 # Usage: scripts/demo.sh [BUILD_DIR]   (as root; ./dev demo builds first)
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
@@ -105,4 +106,26 @@ for a in $(cr_run --list | awk 'NR>1 {print $3}'); do printf 'host pid %s: ' "$a
 kill "$RESTART" "$RUNNER"; wait 2>/dev/null || true
 echo "-- original sandbox:"; cat sandbox.out
 echo "-- restarted sandbox:"; cat sandbox-restart.out
-say "Done: both runs continued from their checkpoint."
+say "3. The other way: linked with libcr_run, run directly"
+# The seed's setup: the libraries in LD_LIBRARY_PATH (and, to link, in LIBRARY_PATH).
+export LIBRARY_PATH="$BUILD/runtime/libcr" LD_LIBRARY_PATH="$BUILD/runtime/libcr"
+run gcc -o test_blcr_lcr test_blcr.c -lcr_run
+printf '$ ./test_blcr_lcr &
+'
+$BUF ./test_blcr_lcr > "$(pipe_to linked.out)" &
+APP=$!
+disown "$APP"  # (its death by --kill is expected: no job notice)
+wait_line linked.out "i = 2"
+cat linked.out
+run cr_checkpoint --pid "$APP" --kill
+printf '$ cr_restart context.%s
+' "$APP"
+cr_restart "context.$APP" > "$(pipe_to linked-restart.out)" &
+RESTART=$!
+wait_line linked-restart.out "i = 4"
+kill "$RESTART"; wait "$RESTART" 2>/dev/null || true
+cat linked-restart.out
+last=$(grep -o '[0-9]*' linked.out | tail -1)
+first=$(grep -o '[0-9]*' linked-restart.out | head -1)
+[ "$first" -eq $((last + 1)) ] || { echo "demo: FAILED: after i = $last the restart printed i = $first" >&2; exit 1; }
+say "Done: every run continued from its checkpoint."
