@@ -104,12 +104,11 @@ Pty open_pty() {
   if (::unlockpt(p.master.get()) != 0) throw_errno("cannot make a pseudo-terminal (unlockpt)");
   char name[128] = {};
   if (::ptsname_r(p.master.get(), name, sizeof name) == 0) p.slave_path = name;
-  // Without O_CLOEXEC here: TIOCGPTPEER keeps the flags it is given in the open file description
-  // itself, where /proc/PID/fdinfo would show O_CLOEXEC for every descriptor sharing it (the
-  // program's fds 0-2 among them) and a checkpoint would take them all for close-on-exec.
-  p.slave.reset(::ioctl(p.master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY));
+  // TIOCGPTPEER keeps O_CLOEXEC in the open file description itself, so /proc/PID/fdinfo shows it
+  // on every descriptor sharing it (the program's fds 0-2 among them); the checkpoint asks each
+  // process for the real flag (dump/files.cc confirm_cloexec), and the console tests check it.
+  p.slave.reset(::ioctl(p.master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!p.slave) throw_errno("cannot open the pseudo-terminal's slave (TIOCGPTPEER)");
-  if (::fcntl(p.slave.get(), F_SETFD, FD_CLOEXEC) != 0) throw_errno("fcntl FD_CLOEXEC");
   int term = own_terminal();
   termios t{};
   if (term >= 0 && ::tcgetattr(term, &t) == 0) ::tcsetattr(p.slave.get(), TCSANOW, &t);

@@ -35,6 +35,9 @@ void collect_pipes(pid_t pid, const model::Process& p, std::vector<model::Pipe>&
 // files.cc: once every process is collected: pipes with both ends in the image stay pipes; one
 // with an end outside becomes stdio on fds 0-2 and is refused elsewhere.
 void resolve_pipes(std::vector<model::Process>& procs);
+// files.cc: the close-on-exec flag of each fd fdinfo shows as close-on-exec, asked of the process
+// (F_GETFD), since fdinfo cannot always tell.
+void confirm_cloexec(RemoteSession& rs, model::Process& p);
 // files.cc: once every process is collected: which fds share one open file description
 // (kcmp(2), KCMP_FILE), as Fd::desc_id.
 void resolve_descriptions(std::vector<model::Process>& procs);

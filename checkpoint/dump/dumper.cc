@@ -56,6 +56,7 @@ model::Process dump_one(pid_t pid, const FrozenProcess& fp) {
     if (m.path == "[vdso]") vdso_start = m.start, vdso_end = m.end;
   RemoteSession rs(pid, vdso_start, vdso_end);
   collect_securebits(rs, p);
+  confirm_cloexec(rs, p);
   collect_signals(pid, rs, p);
   collect_thread_injected(fp, rs, p);
   collect_timers(rs, p);

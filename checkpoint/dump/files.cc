@@ -214,6 +214,17 @@ void collect_files(pid_t pid, model::Process& p) {
   }
 }
 
+void confirm_cloexec(RemoteSession& rs, model::Process& p) {
+  // fdinfo's flags are the open file's f_flags plus O_CLOEXEC when the fd has FD_CLOEXEC (proc(5)).
+  // A file opened by some kernel paths (a pty peer from TIOCGPTPEER with O_CLOEXEC) keeps
+  // O_CLOEXEC in f_flags itself, so every fd sharing it looks close-on-exec; ask the process.
+  for (auto& f : p.fds) {
+    if (!f.cloexec) continue;
+    long r = rs.call(SYS_fcntl, static_cast<uint64_t>(f.fd), F_GETFD);
+    if (r >= 0) f.cloexec = (r & FD_CLOEXEC) != 0;
+  }
+}
+
 void resolve_descriptions(std::vector<model::Process>& procs) {
   // Candidates share an inode (every eventfd shares one anonymous inode, so kcmp tells them
   // apart); kcmp(2) with KCMP_FILE says whether two fds are one open file description.
