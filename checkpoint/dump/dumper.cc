@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "checkpoint/dump/collect.h"
@@ -232,6 +234,38 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   int32_t requester = req ? static_cast<int32_t>(parse_u64(req).value_or(0)) : (sandbox ? 0 : getpid());
   libcr.run_callbacks(out_name, opt.after_signal, requester);
   left_out.insert(libcr.omitted().begin(), libcr.omitted().end());
+  // cr_forward_checkpoint(): callbacks asked for more processes in this checkpoint (BLCR). In a
+  // sandbox every process is taken already.
+  std::unique_ptr<LibcrSession> forwarded;
+  if (auto fw = libcr.forwards(); !fw.empty() && !sandbox) {
+    auto now = live();
+    std::vector<pid_t> more;
+    for (auto [kind, id] : fw) {
+      std::vector<pid_t> got = kind == 0 ? std::vector<pid_t>{id}
+                               : kind == 3 ? descendants(id, true)
+                                           : members(id, kind == 2);
+      if (got.empty() || (kind == 0 && !try_read_file("/proc/" + pid_s(id) + "/stat")))
+        throw Error("a callback of pid " + pid_s(pid) + " forwarded the checkpoint to " + pid_s(id) + ", which does not exist");
+      for (pid_t q : got)
+        if (std::find(now.begin(), now.end(), q) == now.end() && std::find(more.begin(), more.end(), q) == more.end() &&
+            !left_out.count(q) && !proc::is_exited(q))
+          more.push_back(q);
+    }
+    for (pid_t q : more) check_dumpable(q, opt);
+    if (!more.empty()) {
+      auto base = scope;
+      scope = [base, more] {
+        auto v = base();
+        for (pid_t q : more)
+          if (std::find(v.begin(), v.end(), q) == v.end()) v.push_back(q);
+        return v;
+      };
+      forwarded = std::make_unique<LibcrSession>(more);
+      left_out.insert(forwarded->omitted().begin(), forwarded->omitted().end());
+      forwarded->run_callbacks(out_name, opt.after_signal, requester);
+      left_out.insert(forwarded->omitted().begin(), forwarded->omitted().end());
+    }
+  }
   if (live().empty()) throw Error("every process of pid " + pid_s(pid) + "'s checkpoint asked to be omitted; there is nothing to save");
 
   DumpStats stats;
@@ -283,6 +317,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   stats.processes = static_cast<int32_t>(img.processes.size());
   if (before_release) before_release();
   libcr.finish();
+  if (forwarded) forwarded->finish();
   stats.frozen_us = tree.frozen_us();
   tree.release(opt.after_signal);
   stats.total_us = static_cast<uint64_t>(

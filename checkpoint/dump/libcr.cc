@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -106,6 +107,7 @@ void LibcrSession::run_callbacks(const std::string& dest, int signal, int32_t re
     p.page->info_signal = signal;
     p.page->info_requester = requester;
     p.page->message[0] = '\0';
+    word(p.page->forward_count).store(0);
     word(p.page->result).store(CRBOX_RESULT_PENDING);
     word(p.page->state).store(CRBOX_STATE_REQUESTED);
     word(p.page->request_seq).fetch_add(1);
@@ -144,6 +146,16 @@ void LibcrSession::run_callbacks(const std::string& dest, int signal, int32_t re
       wait_change(p.page->state, st);
     }
   }
+}
+
+std::vector<std::pair<int32_t, int32_t>> LibcrSession::forwards() const {
+  std::vector<std::pair<int32_t, int32_t>> out;
+  for (const auto& p : peers_) {
+    if (!p.asked) continue;
+    uint32_t n = std::min<uint32_t>(std::atomic_ref<uint32_t>(p.page->forward_count).load(), CRBOX_LIBCR_FORWARDS);
+    for (uint32_t i = 0; i < n; i++) out.push_back({p.page->forward[i].scope, p.page->forward[i].id});
+  }
+  return out;
 }
 
 void LibcrSession::finish() {

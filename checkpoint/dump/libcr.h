@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct crbox_libcr_page;
@@ -30,6 +31,8 @@ class LibcrSession {
   // permanent failure (CR_CHECKPOINT_PERM_FAILURE) kills that process, as BLCR does.
   // `requester`: who asked, as the processes number it (0: not in their pid namespace).
   void run_callbacks(const std::string& dest, int signal, int32_t requester);
+  // What the callbacks asked to add with cr_forward_checkpoint(): (cr_scope_t, pid) pairs.
+  std::vector<std::pair<int32_t, int32_t>> forwards() const;
   // The image is safe: the callbacks go on with "continue".
   void finish();
 

@@ -92,6 +92,16 @@ struct crbox_libcr_page {
   char info_dest[1024];
   char info_src[1024]; /* the bundle a restart read */
   char message[512];   /* why libcr failed the request (from the callback), for the engine's error */
+  /* libcr -> engine, while a request runs: cr_forward_checkpoint() from a callback asks that more
+   * processes be taken in the same checkpoint. `scope` is a cr_scope_t (0 one process, 1 its
+   * process group, 2 its session, 3 it and its descendants), `id` a pid as the process sees it.
+   * libcr fills an entry, then increments `forward_count` (at most CRBOX_LIBCR_FORWARDS). */
+  uint32_t forward_count;
+  struct {
+    int32_t scope;
+    int32_t id;
+  } forward[8];
 };
+#define CRBOX_LIBCR_FORWARDS 8
 
 #endif

@@ -638,11 +638,26 @@ CRI_EXPORT const struct cr_restart_info *cr_get_restart_info(void) {
 }
 
 CRI_EXPORT int cr_forward_checkpoint(cr_scope_t cr_scope, pid_t cr_target) {
-  (void)cr_scope;
-  (void)cr_target;
-  /* The engine decides a checkpoint's scope before it asks anyone; there is no way to widen it. */
-  errno = cur_frame ? CR_ENOSUPPORT : CR_ENOTCB;
-  return -1;
+  /* Only a callback of a running checkpoint can widen it: the engine reads the page's forward
+   * list once every callback has reached cr_checkpoint() (protocol.h). */
+  if (!cur_frame) {
+    errno = CR_ENOTCB;
+    return -1;
+  }
+  if ((int)cr_scope < (int)CR_SCOPE_PROC || (int)cr_scope > (int)CR_SCOPE_TREE || cr_target <= 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  /* A slot of our own (callbacks of several threads may forward at once); the engine reads the
+   * list only after every callback has reached cr_checkpoint(), so the entry is whole by then. */
+  uint32_t n = __atomic_fetch_add(&cri_page->forward_count, 1, __ATOMIC_ACQ_REL);
+  if (n >= CRBOX_LIBCR_FORWARDS) {
+    errno = ENOSPC;
+    return -1;
+  }
+  cri_page->forward[n].scope = (int32_t)cr_scope;
+  cri_page->forward[n].id = (int32_t)cr_target;
+  return 0;
 }
 
 /* ---- Hooks and holds ---- */

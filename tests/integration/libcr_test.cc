@@ -180,6 +180,37 @@ TEST_F(Libcr, OmittedWrapperIsLeftOut) {
   EXPECT_EQ(*next, last + 1);
 }
 
+// A callback widens its checkpoint to another process (cr_forward_checkpoint): both are in the
+// image, and both come back.
+TEST_F(Libcr, ForwardedCheckpointTakesTheOtherProcessToo) {
+  auto counter = start("ckpt_counter", {"100"});
+  pid_t cpid = pid_after(*counter, "pid=");
+  ASSERT_GT(cpid, 0) << counter->output();
+  auto at = next_counter(*counter, 10s);
+  ASSERT_TRUE(at);
+  auto fw = start("libcr_forward", {std::to_string(cpid)});
+  pid_t fpid = pid_after(*fw, "ready pid=");
+  ASSERT_GT(fpid, 0) << fw->output();
+  ASSERT_TRUE(succeeded(checkpoint(fpid, {"--pid", "--kill"})));
+  auto line = fw->wait_for("forwarded rc=", 10s);
+  ASSERT_TRUE(line) << fw->output();
+  EXPECT_EQ(*line, "forwarded rc=0");
+  long last = drain_counter(*counter, *at);
+  auto killed = counter->wait(10s);
+  ASSERT_TRUE(killed) << "the forwarded process was checkpointed (and killed) too";
+  EXPECT_EQ(*killed, 128 + SIGKILL);
+  fw->wait(10s);
+  auto info = ckpt::crbox("cr_inspect", {dir / "ctx"}, dir.path());
+  EXPECT_NE(info.out.find("\"comm\": \"ckpt_counter\""), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("\"comm\": \"libcr_forward\""), std::string::npos) << info.out;
+  ASSERT_TRUE(eventually([] { return live_children().empty(); }, 10s));
+  auto rs = start_restart(dir / "ctx", {}, dir.path());
+  ASSERT_TRUE(rs->wait_for("restart", 10s)) << rs->output();
+  auto next = next_counter(*rs, 10s);
+  ASSERT_TRUE(next) << rs->output();
+  EXPECT_EQ(*next, last + 1);
+}
+
 // A restored process shares cr_restart's process group; a checkpoint of that group leaves
 // cr_restart out (BLCR's --omit-maybe, the default).
 TEST_F(Libcr, CrRestartIsOmittedFromItsGroup) {
