@@ -180,6 +180,35 @@ TEST_F(Libcr, OmittedWrapperIsLeftOut) {
   EXPECT_EQ(*next, last + 1);
 }
 
+// A callback asking for a temporary failure cancels the checkpoint with the real engine: exit 1,
+// one sentence, no file, the callbacks told, the program runs on; a permanent failure also kills
+// it, as BLCR does.
+TEST_F(Libcr, CallbackFailuresCancelTheCheckpoint) {
+  auto temp = start("libcr_probe", {"thread", "temp"});
+  pid_t pid = pid_after(*temp, "ready pid=");
+  ASSERT_GT(pid, 0) << temp->output();
+  auto r = checkpoint(pid, {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cancelled the checkpoint"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("temporary"), std::string::npos) << r.err;
+  EXPECT_FALSE(file_exists(dir / "ctx"));
+  auto rc = temp->wait_for("T rc=", 10s);
+  ASSERT_TRUE(rc) << temp->output();
+  EXPECT_EQ(*rc, "T rc=-2354") << "CR_ETEMPFAIL";
+  ::kill(pid, SIGUSR2);
+  EXPECT_TRUE(temp->wait_for("alive", 10s)) << temp->output();
+
+  auto perm = start("libcr_probe", {"thread", "perm"});
+  pid_t ppid = pid_after(*perm, "ready pid=");
+  ASSERT_GT(ppid, 0) << perm->output();
+  r = checkpoint(ppid, {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("permanent failure"), std::string::npos) << r.err;
+  auto st = perm->wait(10s);
+  ASSERT_TRUE(st) << "killed, as BLCR does";
+  EXPECT_EQ(*st, 128 + SIGKILL);
+}
+
 // A callback widens its checkpoint to another process (cr_forward_checkpoint): both are in the
 // image, and both come back.
 TEST_F(Libcr, ForwardedCheckpointTakesTheOtherProcessToo) {
