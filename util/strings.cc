@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 
 namespace crbox {
 
@@ -58,6 +59,12 @@ std::optional<uint64_t> parse_size(std::string_view s) {
   auto v = parse_u64(s);
   if (!v || *v > UINT64_MAX / mult) return std::nullopt;
   return *v * mult;
+}
+
+std::string hex(uint64_t v, bool prefix) {
+  char b[24];
+  std::snprintf(b, sizeof b, prefix ? "0x%llx" : "%llx", static_cast<unsigned long long>(v));
+  return b;
 }
 
 }  // namespace crbox

@@ -18,4 +18,7 @@ std::optional<int64_t> parse_i64(std::string_view s);
 // Parses a byte size with an optional K/M/G/T suffix (powers of 1024): "64M", "1g", "4096".
 std::optional<uint64_t> parse_size(std::string_view s);
 
+// An address or mask as lowercase hexadecimal: "0x7f12" (or "7f12" without the prefix).
+std::string hex(uint64_t v, bool prefix = true);
+
 }  // namespace crbox

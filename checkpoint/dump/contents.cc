@@ -11,6 +11,7 @@
 #include <map>
 
 #include "checkpoint/dump/collect.h"
+#include "checkpoint/proc/maps.h"
 #include "util/error.h"
 #include "util/fd.h"
 #include "util/files.h"
@@ -18,12 +19,6 @@
 namespace crbox::dump {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof b, "%lx", static_cast<unsigned long>(v));
-  return b;
-}
 
 class Contents {
  public:
@@ -78,7 +73,7 @@ void collect_contents(model::Image& img, const SaveOptions& save) {
       bool wanted = v.content_id == kContentPending || (save.priv && v.kind == model::VmaKind::file_private) ||
                     (save.shared && v.kind == model::VmaKind::file_shared) || (save.exe && v.name == p.mm.exe);
       if (!wanted) continue;
-      v.content_id = contents.take(base + "/map_files/" + hex(v.start) + "-" + hex(v.end), v.name);
+      v.content_id = contents.take(proc::map_files_path(p.host_pid, v.start, v.end), v.name);
     }
     if (p.mm.exe_content_id == kContentPending || save.exe) p.mm.exe_content_id = contents.take(base + "/exe", p.mm.exe);
   }

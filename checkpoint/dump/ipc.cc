@@ -51,12 +51,6 @@ std::string read_link(const std::string& path) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-std::string hex(uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof b, "0x%lx", static_cast<unsigned long>(v));
-  return b;
-}
-
 // Runs `fn` on a short-lived thread that joined the ipc namespace of `pid`: setns(2) with
 // CLONE_NEWIPC changes only the calling task's namespace, and /proc/sysvipc/*, /proc/sys/kernel's
 // ipc files, shmat(2), semctl(2) and msgrcv(2) all act in the caller's (ipc_namespaces(7)).

@@ -21,16 +21,11 @@
 #include "util/error.h"
 #include "util/fd.h"
 #include "util/files.h"
+#include "util/strings.h"
 
 namespace crbox::dump {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof b, "%lx", static_cast<unsigned long>(v));
-  return b;
-}
 
 std::atomic_ref<uint32_t> word(uint32_t& w) { return std::atomic_ref<uint32_t>(w); }
 
@@ -48,7 +43,7 @@ crbox_libcr_page* map_page(pid_t pid) {
   const std::string name = std::string("/memfd:") + CRBOX_LIBCR_MEMFD_NAME;
   for (const auto& m : proc::parse_maps(*maps)) {
     if (m.path != name || !m.shared || m.end - m.start < sizeof(crbox_libcr_page)) continue;
-    std::string link = "/proc/" + std::to_string(pid) + "/map_files/" + hex(m.start) + "-" + hex(m.end);
+    std::string link = proc::map_files_path(pid, m.start, m.end);
     UniqueFd fd(open(link.c_str(), O_RDWR | O_CLOEXEC));
     if (!fd) throw_errno("opening the libcr page of pid " + std::to_string(pid));
     void* at = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);

@@ -10,17 +10,12 @@
 #include "checkpoint/proc/stat.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/strings.h"
 #include "util/remote_mem.h"
 
 namespace crbox::dump {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof b, "%lx", static_cast<unsigned long>(v));
-  return b;
-}
 
 model::FileId stat_id(const std::string& path) {
   struct stat st {};
@@ -36,8 +31,8 @@ model::Vma to_vma(pid_t pid, const proc::MapsEntry& m) {
   v.flags = m.shared ? MAP_SHARED : MAP_PRIVATE;
   v.pgoff = m.offset;
   v.name = m.path;
-  const std::string where = "pid " + std::to_string(pid) + " mapping " + hex(m.start) + "-" + hex(m.end);
-  const std::string map_file = "/proc/" + std::to_string(pid) + "/map_files/" + hex(m.start) + "-" + hex(m.end);
+  const std::string where = "pid " + std::to_string(pid) + " mapping " + hex(m.start, false) + "-" + hex(m.end, false);
+  const std::string map_file = proc::map_files_path(pid, m.start, m.end);
   if (m.path == "[vdso]") {
     v.kind = model::VmaKind::vdso;
   } else if (m.path == "[vvar]" || m.path == "[vvar_vclock]") {

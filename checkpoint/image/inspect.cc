@@ -19,16 +19,11 @@
 #include "checkpoint/image/bundle.h"
 #include "checkpoint/image/json.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace crbox::image {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
 std::string octal(uint64_t v, int width = 4) {
   char b[32];

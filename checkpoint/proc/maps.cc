@@ -105,4 +105,8 @@ std::vector<MapsEntry> parse_maps(std::string_view text) {
   return out;
 }
 
+std::string map_files_path(int pid, uint64_t start, uint64_t end) {
+  return "/proc/" + std::to_string(pid) + "/map_files/" + hex(start, false) + "-" + hex(end, false);
+}
+
 }  // namespace crbox::proc

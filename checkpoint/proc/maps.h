@@ -21,4 +21,8 @@ struct MapsEntry {
 // Throws crbox::Error naming the bad line.
 std::vector<MapsEntry> parse_maps(std::string_view text);
 
+// /proc/PID/map_files/START-END, the link to the file behind a mapping (proc(5): the bounds in
+// lowercase hexadecimal without a prefix).
+std::string map_files_path(int pid, uint64_t start, uint64_t end);
+
 }  // namespace crbox::proc

@@ -40,12 +40,6 @@ union semun {  // semctl(2): the caller defines it
   unsigned short* array;
 };
 
-std::string hex(uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof b, "0x%lx", static_cast<unsigned long>(v));
-  return b;
-}
-
 void write_proc(const std::string& path, const std::string& value) {
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd || write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))

@@ -21,18 +21,13 @@
 #include "checkpoint/restore/apply.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/strings.h"
 
 namespace crbox::restore {
 
 namespace {
 
 constexpr uint64_t kPage = 4096;
-
-std::string hex(uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof b, "0x%lx", static_cast<unsigned long>(v));
-  return b;
-}
 
 bool is_special(model::VmaKind k) {
   return k == model::VmaKind::vdso || k == model::VmaKind::vvar || k == model::VmaKind::vsyscall;
@@ -156,8 +151,7 @@ void replace_address_space(Puppet& pp, const model::Process& p, SharedMemory& sh
       // process that holds it (/proc/PID/map_files, proc(5)).
       const auto& first = shared.at(v.shmem_id);
       if (v.pgoff < first.pgoff) throw Error("shared memory at " + hex(v.start) + " starts before its first mapping; not supported yet");
-      std::string path = "/proc/" + std::to_string(first.pid) + "/map_files/" + hex(first.start).substr(2) + "-" +
-                         hex(first.end).substr(2);
+      std::string path = proc::map_files_path(first.pid, first.start, first.end);
       long fd = pp.check("opening shared memory " + path, SYS_openat, static_cast<uint64_t>(AT_FDCWD), pp.put_string(path),
                          O_RDWR | O_CLOEXEC);
       pp.check("mapping shared memory at " + hex(v.start), SYS_mmap, v.start, len, PROT_READ | PROT_WRITE,
