@@ -7,18 +7,7 @@
 
 #include <string_view>
 
-#ifndef CRBOX_LIBCR_INSTALL_LIBDIR
-#define CRBOX_LIBCR_INSTALL_LIBDIR ""
-#endif
-#ifndef CRBOX_INSTALL_BINDIR
-#define CRBOX_INSTALL_BINDIR ""
-#endif
-#ifndef CRBOX_LIBCR_BUILD_DIR
-#define CRBOX_LIBCR_BUILD_DIR ""
-#endif
-#ifndef CRBOX_BUILD_BINDIR
-#define CRBOX_BUILD_BINDIR ""
-#endif
+#include "runtime/libcr/paths.h"
 
 namespace crbox::runtime {
 namespace {

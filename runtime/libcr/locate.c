@@ -10,18 +10,7 @@
 
 #include "internal.h"
 
-#ifndef CRBOX_LIBCR_INSTALL_LIBDIR
-#define CRBOX_LIBCR_INSTALL_LIBDIR ""
-#endif
-#ifndef CRBOX_INSTALL_BINDIR
-#define CRBOX_INSTALL_BINDIR ""
-#endif
-#ifndef CRBOX_LIBCR_BUILD_DIR
-#define CRBOX_LIBCR_BUILD_DIR ""
-#endif
-#ifndef CRBOX_BUILD_BINDIR
-#define CRBOX_BUILD_BINDIR ""
-#endif
+#include "paths.h"
 
 static int executable(const char *path) { return path[0] && access(path, X_OK) == 0; }
 
