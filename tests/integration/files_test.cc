@@ -94,16 +94,30 @@ class SavedExe : public ::testing::TestWithParam<Mode> {
   void SetUp() override { become_subreaper(); }
   void TearDown() override { kill_all_descendants(); }
 
-  std::unique_ptr<Child> start(const std::string& exe) {
+  // Runs a copy of ckpt_counter, named "counter", from the scratch directory, and waits for its
+  // first line.
+  void start_copy() {
+    std::filesystem::copy_file(program("ckpt_counter"), dir / "counter");
     std::vector<std::string> argv{tool("cr_run")};
     if (GetParam() == Mode::Sandbox) argv.push_back("--sandbox");
-    argv.insert(argv.end(), {exe, "100"});
-    return std::make_unique<Child>(argv, dir.path());
+    argv.insert(argv.end(), {dir / "counter", "100"});
+    orig = std::make_unique<Child>(argv, dir.path());
+    auto line = orig->wait_for("pid=", 10s);
+    ASSERT_TRUE(line) << orig->output();
+    pid = GetParam() == Mode::Plain ? pid_in(*line) : find_by_comm(orig->pid(), "counter", 10s);
+    ASSERT_GT(pid, 0) << orig->output();
+    auto first = next_counter(*orig, 10s);
+    ASSERT_TRUE(first);
+    at = *first;
   }
-  pid_t target(Child& c) {
-    auto line = c.wait_for("pid=", 10s);
-    if (!line) return -1;
-    return GetParam() == Mode::Plain ? pid_in(*line) : find_by_comm(c.pid(), "counter", 10s);
+  // Checkpoints it into dir/ctx with `extra` options and --kill; returns the last line it printed.
+  long checkpoint_and_kill(const std::vector<std::string>& extra) {
+    std::vector<std::string> args{std::to_string(pid), "-f", dir / "ctx"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("--kill");
+    EXPECT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", args, dir.path())));
+    orig->wait(20s);
+    return drain_counter(*orig, at);
   }
   // Restarts and expects the counter to go on from where it was.
   void expect_continues(const std::vector<std::string>& extra, long at) {
@@ -120,19 +134,15 @@ class SavedExe : public ::testing::TestWithParam<Mode> {
   }
 
   ScratchDir dir;
+  std::unique_ptr<Child> orig;
+  pid_t pid = -1;
+  long at = 0;
 };
 
 TEST_P(SavedExe, ReplacedExecutableNeedsSaveExe) {
-  std::filesystem::copy_file(program("ckpt_counter"), dir / "counter");
-  auto orig = start(dir / "counter");
-  pid_t pid = target(*orig);
-  ASSERT_GT(pid, 0) << orig->output();
-  auto at = next_counter(*orig, 10s);
-  ASSERT_TRUE(at);
+  ASSERT_NO_FATAL_FAILURE(start_copy());
   ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(pid), "-f", dir / "plain"}, dir.path())));
-  ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(pid), "-f", dir / "ctx", "--save-exe", "--kill"}, dir.path())));
-  orig->wait(20s);
-  long last = drain_counter(*orig, *at);
+  long last = checkpoint_and_kill({"--save-exe"});
   replace_exe();
   // Without the executable in the bundle: a clear refusal.
   auto r = run({tool("cr_restart"), dir / "plain"}, 30s, dir.path());
@@ -144,29 +154,15 @@ TEST_P(SavedExe, ReplacedExecutableNeedsSaveExe) {
 }
 
 TEST_P(SavedExe, DeletedExecutableIsKeptAutomatically) {
-  std::filesystem::copy_file(program("ckpt_counter"), dir / "counter");
-  auto orig = start(dir / "counter");
-  pid_t pid = target(*orig);
-  ASSERT_GT(pid, 0) << orig->output();
-  auto at = next_counter(*orig, 10s);
-  ASSERT_TRUE(at);
+  ASSERT_NO_FATAL_FAILURE(start_copy());
   std::filesystem::remove(dir / "counter");  // as a rebuild or an uninstall does
-  ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(pid), "-f", dir / "ctx", "--kill"}, dir.path())));
-  orig->wait(20s);
-  long last = drain_counter(*orig, *at);
+  long last = checkpoint_and_kill({});
   expect_continues({}, last);
 }
 
 TEST_P(SavedExe, SaveAllNeedsNoFileOfTheMachine) {
-  std::filesystem::copy_file(program("ckpt_counter"), dir / "counter");
-  auto orig = start(dir / "counter");
-  pid_t pid = target(*orig);
-  ASSERT_GT(pid, 0) << orig->output();
-  auto at = next_counter(*orig, 10s);
-  ASSERT_TRUE(at);
-  ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(pid), "-f", dir / "ctx", "--save-all", "--kill"}, dir.path())));
-  orig->wait(20s);
-  long last = drain_counter(*orig, *at);
+  ASSERT_NO_FATAL_FAILURE(start_copy());
+  long last = checkpoint_and_kill({"--save-all"});
   replace_exe();
   auto info = ckpt::crbox("cr_inspect", {dir / "ctx"}, dir.path());
   EXPECT_NE(info.out.find("libc.so"), std::string::npos) << "the C library's content is in the bundle";
