@@ -402,13 +402,17 @@ static int self_in_scope(int scope, pid_t target) {
 static int check_checkpoint_args(const cr_checkpoint_args_t *a, pid_t target) {
   if (a->cr_version != CR_CHECKPOINT_ARGS_VERSION) return EINVAL;
   if ((int)a->cr_scope < CR_SCOPE_PROC || (int)a->cr_scope > CR_SCOPE_TREE) return EINVAL;
-  if (target <= 0) return EINVAL;
+  if (target < 0) return EINVAL;
   if (a->cr_signal < 0 || a->cr_signal > 64) return EINVAL;
   if ((a->cr_flags & CR_CHKPT_PTRACED_ALLOW) && (a->cr_flags & CR_CHKPT_PTRACED_SKIP)) return EINVAL;
   if (a->cr_fd != CR_DEST_CWD) {
     int fl = fcntl(a->cr_fd, F_GETFL);
     if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) return EBADF;
   }
+  /* A default target of 0: the caller's process group or session is led by a process of an
+   * ancestor pid namespace, which getpgrp() and getsid() report as 0 (getsid(2)). Nothing here
+   * can name it, so it is "no such process" rather than a bad argument. */
+  if (target == 0) return ESRCH;
   int rc = 0;
   switch (a->cr_scope) {
     case CR_SCOPE_PGRP:

@@ -6,13 +6,16 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <libcr.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -74,6 +77,30 @@ class LibcrRequest : public ::testing::Test {
     s.resize(need - 1);
     return s;
   }
+  // Runs fn in a forked child and returns the text it returned ("" when all was well), or what
+  // went wrong with the child itself.
+  static std::string in_child(const std::function<std::string()>& fn) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return "pipe failed";
+    pid_t pid = fork();
+    if (pid < 0) return "fork failed";
+    if (pid == 0) {
+      close(p[0]);
+      std::string r = fn();
+      (void)!write(p[1], r.data(), r.size());
+      _exit(0);
+    }
+    close(p[1]);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(p[0], buf, sizeof buf)) > 0) out.append(buf, n);
+    close(p[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out += "the child died (status " + std::to_string(status) + ")";
+    return out;
+  }
   std::string dir_, tool_;
 };
 
@@ -104,29 +131,68 @@ TEST_F(LibcrRequest, RunsCrCheckpointOnItselfWithTheArguments) {
   EXPECT_EQ(errno, EINVAL);
 }
 
+// The default targets are the caller's own process group and session. Whatever ran the test
+// (ctest in a container: its session leader may sit in an ancestor pid namespace, where getsid()
+// says 0), the cases run in a child that leads a session of its own, with the test as its parent.
 TEST_F(LibcrRequest, ScopesTargetsAndTheWorkingDirectory) {
-  struct Case {
-    cr_scope_t scope;
-    pid_t target;
-    std::string expect;
-  } cases[] = {
-      {CR_SCOPE_TREE, 0, "--tree " + std::to_string(getpid())},
-      {CR_SCOPE_PGRP, 0, "--pgid " + std::to_string(getpgrp())},
-      {CR_SCOPE_SESS, 0, "--sid " + std::to_string(getsid(0))},
-      {CR_SCOPE_PROC, getppid(), "--pid " + std::to_string(getppid())},
-  };
-  for (auto& c : cases) {
-    cr_checkpoint_args_t a = args(CR_DEST_CWD, c.scope);
-    a.cr_target = c.target;
-    cr_checkpoint_handle_t h;
-    ASSERT_EQ(cr_request_checkpoint(&a, &h), 0) << cr_strerror(errno);
-    char* msgs = nullptr;
-    ASSERT_EQ(cr_poll_checkpoint_msg(&h, nullptr, &msgs), 1);
-    ASSERT_NE(msgs, nullptr);
-    std::string log = msgs;
-    free(msgs);
-    EXPECT_NE(log.find("args: " + c.expect + "\n"), std::string::npos) << log;
-  }
+  pid_t test_pid = getpid();
+  std::string out = in_child([this, test_pid] {
+    if (setsid() < 0) return std::string("setsid failed");
+    std::string self = std::to_string(getpid());
+    struct Case {
+      cr_scope_t scope;
+      pid_t target;
+      std::string expect;
+    } cases[] = {
+        {CR_SCOPE_TREE, 0, "--tree " + self},
+        {CR_SCOPE_PGRP, 0, "--pgid " + self},
+        {CR_SCOPE_SESS, 0, "--sid " + self},
+        {CR_SCOPE_PROC, test_pid, "--pid " + std::to_string(test_pid)},
+    };
+    std::string bad;
+    for (auto& c : cases) {
+      cr_checkpoint_args_t a = args(CR_DEST_CWD, c.scope);
+      a.cr_target = c.target;
+      cr_checkpoint_handle_t h;
+      if (cr_request_checkpoint(&a, &h) != 0) {
+        bad += c.expect + ": " + cr_strerror(errno) + "\n";
+        continue;
+      }
+      char* msgs = nullptr;
+      if (cr_poll_checkpoint_msg(&h, nullptr, &msgs) != 1 || !msgs) {
+        bad += c.expect + ": no messages\n";
+        continue;
+      }
+      std::string log = msgs;
+      free(msgs);
+      if (log.find("args: " + c.expect + "\n") == std::string::npos) bad += c.expect + ": got " + log;
+    }
+    return bad;
+  });
+  EXPECT_EQ(out, "");
+}
+
+// A process whose session and group are led from an ancestor pid namespace cannot name them:
+// getsid() and getpgrp() say 0 there. The request says "no such process" at once (it was a vague
+// EINVAL before), and nothing is signalled or started.
+TEST_F(LibcrRequest, GroupAndSessionLedFromAnAncestorPidNamespaceAreNoSuchProcess) {
+  std::string out = in_child([this] {
+    if (unshare(CLONE_NEWPID) != 0) return std::string("unshare(CLONE_NEWPID): ") + strerror(errno);
+    return in_child([this] {
+      std::string bad;
+      if (getsid(0) != 0 || getpgrp() != 0) bad += "the session and group should have no pid here\n";
+      for (cr_scope_t scope : {CR_SCOPE_PGRP, CR_SCOPE_SESS}) {
+        cr_checkpoint_args_t a = args(CR_DEST_CWD, scope);
+        cr_checkpoint_handle_t h;
+        errno = 0;
+        int rc = cr_request_checkpoint(&a, &h);
+        if (rc != -1 || errno != ESRCH)
+          bad += "scope " + std::to_string(scope) + ": rc " + std::to_string(rc) + ", " + strerror(errno) + "\n";
+      }
+      return bad;
+    });
+  });
+  EXPECT_EQ(out, "");
 }
 
 TEST_F(LibcrRequest, DescriptorsZeroToTwoAreMovedUp) {
