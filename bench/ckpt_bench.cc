@@ -34,14 +34,11 @@
 
 #include "util/strings.h"
 
-#include "bench_proc.h"
+#include "bench_util.h"
 
 namespace {
 
-using crbox::bench::Clock;
-using crbox::bench::Proc;
-using crbox::bench::seconds_since;
-using crbox::bench::spawn;
+using namespace crbox::bench;
 
 struct Options {
   std::vector<uint64_t> sizes_mib{64, 1024};
@@ -61,15 +58,6 @@ void usage() {
                "usage: ckpt_bench [--sizes 64M,1G] [--with-4g] [--dirs /dev/shm,/var/tmp] [--runs N]\n"
                "                  [--limit-bytes 1G] [--limit-runs N] [--launch direct|cr_run|sandbox]\n"
                "                  [--no-verify] [--drop-caches] [--bin-dir DIR] [--programs-dir DIR]\n");
-}
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> r;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) r.push_back(item);
-  return r;
 }
 
 std::optional<Options> parse_args(int argc, char** argv) {
@@ -122,32 +110,6 @@ std::optional<Options> parse_args(int argc, char** argv) {
     }
   }
   return o;
-}
-
-std::string json_str(const std::string& s) {
-  std::string r = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') r += '\\', r += c;
-    else if (c == '\n') r += "\\n";
-    else if (static_cast<unsigned char>(c) < 0x20) r += ' ';
-    else r += c;
-  }
-  return r + "\"";
-}
-
-std::string num(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.4g", v);
-  return b;
-}
-
-std::string opt_num(std::optional<double> v) { return v ? num(*v) : "null"; }
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // ---- machine limits --------------------------------------------------------------------------
@@ -208,142 +170,19 @@ std::optional<double> memcpy_rate(uint64_t bytes) {
 
 struct LimitStats {
   std::vector<double> v;
-  double med() const { return median(v); }
+  double med() const { return median(v).value_or(0); }
 };
 
 void emit_limit(const std::string& what, const std::string& where, uint64_t bytes, int run, std::optional<double> g) {
   std::printf("{\"kind\":\"limit\",\"what\":%s,\"where\":%s,\"bytes\":%llu,\"run\":%d,\"gbps\":%s}\n",
               json_str(what).c_str(), json_str(where).c_str(), static_cast<unsigned long long>(bytes), run,
-              opt_num(g).c_str());
+              num(g).c_str());
   std::fflush(stdout);
 }
 
 // ---- processes -------------------------------------------------------------------------------
 
-// Proc and spawn(): bench_proc.h.
-
-// Waits for pid (our child); exit code or 128+signal, nullopt on time-out.
-std::optional<int> wait_child(pid_t pid, double timeout_s) {
-  auto t0 = Clock::now();
-  for (;;) {
-    int st = 0;
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (r < 0) return std::nullopt;
-    if (seconds_since(t0) > timeout_s) return std::nullopt;
-    usleep(1000);
-  }
-}
-
-std::string read_text(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string s;
-  char b[4096];
-  ssize_t k;
-  while ((k = read(fd, b, sizeof b)) > 0) s.append(b, static_cast<size_t>(k));
-  close(fd);
-  return s;
-}
-
-pid_t parent_of(pid_t pid) {
-  std::string s = read_text("/proc/" + std::to_string(pid) + "/stat");
-  auto rp = s.rfind(')');
-  if (rp == std::string::npos) return -1;
-  std::istringstream in(s.substr(rp + 2));
-  std::string state;
-  long pp = -1;
-  in >> state >> pp;
-  return static_cast<pid_t>(pp);
-}
-
-std::vector<pid_t> descendants(pid_t root) {
-  std::vector<std::pair<pid_t, pid_t>> all;
-  if (auto* d = opendir("/proc")) {
-    while (auto* e = readdir(d))
-      if (e->d_name[0] >= '0' && e->d_name[0] <= '9') {
-        pid_t p = static_cast<pid_t>(std::atol(e->d_name));
-        all.emplace_back(p, parent_of(p));
-      }
-    closedir(d);
-  }
-  std::vector<pid_t> out, front{root};
-  while (!front.empty()) {
-    std::vector<pid_t> next;
-    for (pid_t f : front)
-      for (auto [p, pp] : all)
-        if (pp == f) next.push_back(p);
-    out.insert(out.end(), next.begin(), next.end());
-    front = next;
-  }
-  return out;
-}
-
-// The innermost pid from NSpid, and how many namespaces deep.
-std::pair<pid_t, size_t> inner_pid(pid_t pid) {
-  std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("NSpid:", 0) == 0) {
-      std::istringstream f(line.substr(6));
-      std::vector<long> v;
-      long x;
-      while (f >> x) v.push_back(x);
-      if (!v.empty()) return {static_cast<pid_t>(v.back()), v.size()};
-    }
-  return {-1, 0};
-}
-
-// The program's host pid: a direct child is itself; under cr_run, the process at inner pid 2
-// (sandbox) or the pid it printed (plain).
-pid_t find_inner2(pid_t root, double timeout_s) {
-  auto t0 = Clock::now();
-  while (seconds_since(t0) < timeout_s) {
-    for (pid_t p : descendants(root)) {
-      auto [in, depth] = inner_pid(p);
-      if (in == 2 && depth >= 2) return p;
-    }
-    usleep(5000);
-  }
-  return -1;
-}
-
-void kill_and_reap_all() {
-  for (int round = 0; round < 5; round++) {
-    auto d = descendants(getpid());
-    if (d.empty()) return;
-    for (auto it = d.rbegin(); it != d.rend(); ++it) kill(*it, SIGKILL);
-    usleep(20000);
-    while (waitpid(-1, nullptr, WNOHANG | __WALL) > 0) {
-    }
-  }
-}
-
-bool pid_gone(pid_t pid, double timeout_s) {
-  auto t0 = Clock::now();
-  while (seconds_since(t0) < timeout_s) {
-    waitpid(pid, nullptr, WNOHANG | __WALL);
-    struct stat st;
-    if (stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0) return true;
-    usleep(2000);
-  }
-  return false;
-}
-
-std::optional<double> parse_frozen_ms(const std::string& text) {
-  auto p = text.find("frozen_ms=");
-  if (p == std::string::npos) return std::nullopt;
-  const char* s = text.c_str() + p + 10;
-  char* end = nullptr;
-  double v = std::strtod(s, &end);
-  if (end == s) return std::nullopt;
-  return v;
-}
-
-std::string first_line(const std::string& s) {
-  auto nl = s.find('\n');
-  return nl == std::string::npos ? s : s.substr(0, nl);
-}
+// Proc and spawn(): bench_proc.h; waiting, finding and killing processes: bench_util.h.
 
 // ---- one run -----------------------------------------------------------------------------------
 
@@ -374,7 +213,7 @@ RunResult one_run(const Options& o, uint64_t mib, const std::string& dir) {
     return r;
   }
   std::string sum = ready->substr(std::strlen("ready sum="));
-  pid_t pid = o.launch == "sandbox" ? find_inner2(app.pid, 10) : static_cast<pid_t>(std::atol(pid_line->c_str() + 4));
+  pid_t pid = o.launch == "sandbox" ? find_inner(app.pid, 2, 10) : static_cast<pid_t>(std::atol(pid_line->c_str() + 4));
   if (pid <= 0) {
     r.error = "cannot find the program's pid";
     kill_and_reap_all();
@@ -393,7 +232,7 @@ RunResult one_run(const Options& o, uint64_t mib, const std::string& dir) {
   ck.close_out();
   if (!ck_status || *ck_status != 0) kill(pid, SIGKILL);  // a failed checkpoint left it running
   wait_child(app.pid, 60);
-  pid_gone(pid, 10);
+  all_gone({pid}, 10);
   app.close_out();
   if (!ck_status || *ck_status != 0) {
     r.error = "cr_checkpoint failed: " + first_line(ck.all);
@@ -402,7 +241,7 @@ RunResult one_run(const Options& o, uint64_t mib, const std::string& dir) {
     return r;
   }
   r.ckpt_s = ck_s;
-  r.frozen_ms = parse_frozen_ms(ck.all);
+  r.frozen_ms = number_after(ck.all, "frozen_ms=");
   struct stat st;
   if (stat(image.c_str(), &st) == 0) r.image_bytes = static_cast<uint64_t>(st.st_size);
 
@@ -429,7 +268,7 @@ RunResult one_run(const Options& o, uint64_t mib, const std::string& dir) {
     return r;
   }
   r.restart_s = rs_s;
-  pid_t rp = o.launch == "sandbox" ? find_inner2(getpid(), 10) : pid;
+  pid_t rp = o.launch == "sandbox" ? find_inner(getpid(), 2, 10) : pid;
   if (o.verify) {
     if (rp > 0 && kill(rp, SIGUSR1) == 0) {
       auto line = rs.wait_for("sum=", 600);
@@ -443,7 +282,7 @@ RunResult one_run(const Options& o, uint64_t mib, const std::string& dir) {
   }
   if (rp > 0) kill(rp, SIGKILL);
   kill_and_reap_all();
-  if (rp > 0) pid_gone(rp, 10);
+  if (rp > 0) all_gone({rp}, 10);
   rs.close_out();
   unlink(image.c_str());
   return r;
@@ -504,15 +343,15 @@ int main(int argc, char** argv) {
             "{\"kind\":\"checkpoint\",\"size_mib\":%llu,\"dir\":%s,\"run\":%d,\"touched_bytes\":%llu,"
             "\"image_bytes\":%llu,\"wall_s\":%s,\"gbps\":%s,\"frozen_ms\":%s,\"ok\":%s%s}\n",
             static_cast<unsigned long long>(mib), json_str(dir).c_str(), run, static_cast<unsigned long long>(bytes),
-            static_cast<unsigned long long>(r.image_bytes), opt_num(r.ckpt_s).c_str(), opt_num(ck_g).c_str(),
-            opt_num(r.frozen_ms).c_str(), r.ckpt_s ? "true" : "false",
+            static_cast<unsigned long long>(r.image_bytes), num(r.ckpt_s).c_str(), num(ck_g).c_str(),
+            num(r.frozen_ms).c_str(), r.ckpt_s ? "true" : "false",
             (!r.ckpt_s ? ",\"error\":" + json_str(r.error) : std::string()).c_str());
         if (r.ckpt_s) {
           std::printf(
               "{\"kind\":\"restart\",\"size_mib\":%llu,\"dir\":%s,\"run\":%d,\"touched_bytes\":%llu,"
               "\"wall_s\":%s,\"gbps\":%s,\"verify\":%s,\"ok\":%s%s}\n",
               static_cast<unsigned long long>(mib), json_str(dir).c_str(), run,
-              static_cast<unsigned long long>(bytes), opt_num(r.restart_s).c_str(), opt_num(rs_g).c_str(),
+              static_cast<unsigned long long>(bytes), num(r.restart_s).c_str(), num(rs_g).c_str(),
               json_str(r.verify).c_str(), r.restart_s ? "true" : "false",
               (!r.restart_s ? ",\"error\":" + json_str(r.error) : std::string()).c_str());
         }
@@ -552,9 +391,9 @@ int main(int argc, char** argv) {
           "\"checkpoint_vs_shm_write\":%s,\"checkpoint_target\":0.7,\"checkpoint_meets_target\":%s,"
           "\"restart_gbps_median\":%s,\"restart_vs_fresh_fill\":%s,\"restart_target\":0.7,"
           "\"restart_meets_target\":%s,\"frozen_ms_median\":%s}\n",
-          static_cast<unsigned long long>(mib), json_str(dir).c_str(), o.runs, opt_num(ck).c_str(),
-          opt_num(ck_ratio).c_str(), meets(ck_ratio), opt_num(rs).c_str(), opt_num(rs_ratio).c_str(),
-          meets(rs_ratio), opt_num(fz).c_str());
+          static_cast<unsigned long long>(mib), json_str(dir).c_str(), o.runs, num(ck).c_str(),
+          num(ck_ratio).c_str(), meets(ck_ratio), num(rs).c_str(), num(rs_ratio).c_str(),
+          meets(rs_ratio), num(fz).c_str());
       auto f = [](std::optional<double> v) { return v ? num(*v) : std::string("n/a"); };
       std::fprintf(stderr, "%6lluMi %-10s %11s %8s %8s %11s %8s %8s %10s\n", static_cast<unsigned long long>(mib),
                    dir.c_str(), f(ck).c_str(), f(ck_ratio).c_str(), ck_ratio ? (*ck_ratio >= 0.7 ? "met" : "MISSED") : "n/a",

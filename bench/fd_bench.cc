@@ -20,14 +20,11 @@
 #include <string>
 #include <vector>
 
-#include "bench_proc.h"
+#include "bench_util.h"
 
 namespace {
 
-using crbox::bench::Clock;
-using crbox::bench::Proc;
-using crbox::bench::seconds_since;
-using crbox::bench::spawn;
+using namespace crbox::bench;
 
 struct Options {
   int runs = 3;
@@ -40,23 +37,6 @@ struct Options {
 int usage() {
   std::fprintf(stderr, "usage: fd_bench [--runs N] [--counts 250,1000] [--dir DIR] [--bin-dir DIR] [--programs-dir DIR]\n");
   return 2;
-}
-
-long number_after(const std::string& line, const std::string& key) {
-  auto at = line.find(key);
-  return at == std::string::npos ? -1 : std::atol(line.c_str() + at + key.size());
-}
-
-int wait_exit(pid_t pid) {
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0) {
-  }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 }  // namespace
@@ -74,9 +54,7 @@ int main(int argc, char** argv) {
     else if (a == "--programs-dir") o.programs_dir = v;
     else if (a == "--counts") {
       o.counts.clear();
-      std::stringstream in(v);
-      std::string c;
-      while (std::getline(in, c, ',')) o.counts.push_back(std::max(4, std::atoi(c.c_str())));
+      for (auto& c : split_list(v)) o.counts.push_back(std::max(4, std::atoi(c.c_str())));
     } else return usage();
   }
   char tmpl[] = "/var/tmp/crbox-fd-bench.XXXXXX";  // the files the program opens
@@ -95,36 +73,28 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "fd_many did not start: %s\n", prog.all.c_str());
         return 1;
       }
-      fds = static_cast<int>(number_after(*ready, "fds="));
-      double setup_ms = static_cast<double>(number_after(*ready, "setup_us=")) / 1000.0;
+      fds = static_cast<int>(number_after(*ready, "fds=").value_or(0));
+      double setup_ms = number_after(*ready, "setup_us=").value_or(0) / 1000.0;
 
       auto t0 = Clock::now();
       Proc ck = spawn({o.bin_dir + "/cr_checkpoint", "-v", "--pid", std::to_string(prog.pid), "-f", image, "--kill"});
       std::string ck_out;
       while (auto l = ck.read_line(120)) ck_out += *l + "\n";
-      int ck_status = wait_exit(ck.pid);
+      int ck_status = wait_child(ck.pid, 600).value_or(-1);
       double ckpt_ms = seconds_since(t0) * 1000;
-      wait_exit(prog.pid);
+      wait_child(prog.pid, 60);
       prog.close_out();
       if (ck_status != 0) {
         std::fprintf(stderr, "cr_checkpoint failed: %s\n", ck_out.c_str());
         failures++;
         continue;
       }
-      long frozen = number_after(ck_out, "frozen_ms=");
+      double frozen = number_after(ck_out, "frozen_ms=").value_or(0);
 
       t0 = Clock::now();
       Proc rs = spawn({o.bin_dir + "/cr_restart", "--detach", image});
       // --detach returns once the process runs; its background copy keeps our pipe for output.
-      int rs_status = -1;
-      for (;;) {
-        int st = 0;
-        if (waitpid(rs.pid, &st, WNOHANG) == rs.pid) {
-          rs_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-          break;
-        }
-        usleep(200);
-      }
+      int rs_status = wait_child(rs.pid, 600).value_or(-1);
       double restart_ms = seconds_since(t0) * 1000;
       bool ok = false;
       if (rs_status == 0) {
@@ -144,17 +114,17 @@ int main(int argc, char** argv) {
       }
       setups.push_back(setup_ms);
       ckpts.push_back(ckpt_ms);
-      frozens.push_back(static_cast<double>(frozen));
+      frozens.push_back(frozen);
       restarts.push_back(restart_ms);
       std::printf(
-          "{\"kind\":\"run\",\"n\":%d,\"fds\":%d,\"setup_ms\":%.3f,\"checkpoint_ms\":%.3f,\"frozen_ms\":%ld,\"restart_ms\":%.3f}\n",
+          "{\"kind\":\"run\",\"n\":%d,\"fds\":%d,\"setup_ms\":%.3f,\"checkpoint_ms\":%.3f,\"frozen_ms\":%.3f,\"restart_ms\":%.3f}\n",
           n, fds, setup_ms, ckpt_ms, frozen, restart_ms);
       std::fflush(stdout);
     }
     if (ckpts.empty()) continue;
-    double s = median(setups), c = median(ckpts), f = median(frozens), rt = median(restarts);
+    double s = *median(setups), c = *median(ckpts), f = *median(frozens), rt = *median(restarts);
     std::printf(
-        "{\"kind\":\"summary\",\"n\":%d,\"fds\":%d,\"runs\":%zu,\"setup_ms\":%.3f,\"checkpoint_ms\":%.3f,\"frozen_ms\":%.1f,"
+        "{\"kind\":\"summary\",\"n\":%d,\"fds\":%d,\"runs\":%zu,\"setup_ms\":%.3f,\"checkpoint_ms\":%.3f,\"frozen_ms\":%.3f,"
         "\"restart_ms\":%.3f,\"checkpoint_us_per_fd\":%.2f,\"restart_us_per_fd\":%.2f}\n",
         n, fds, ckpts.size(), s, c, f, rt, c * 1000 / fds, rt * 1000 / fds);
     std::fprintf(stderr, "%8d %6d %12.2f %14.2f %12.1f %12.2f\n", n, fds, s, c, f, rt);

@@ -29,14 +29,11 @@
 #include <string>
 #include <vector>
 
-#include "bench_proc.h"
+#include "bench_util.h"
 
 namespace {
 
-using crbox::bench::Clock;
-using crbox::bench::Proc;
-using crbox::bench::seconds_since;
-using crbox::bench::spawn;
+using namespace crbox::bench;
 
 struct Options {
   int runs = 3;
@@ -71,12 +68,9 @@ std::optional<Options> parse_args(int argc, char** argv) {
     else if (a == "--bin-dir") o.bin_dir = v;
     else if (a == "--programs-dir") o.programs_dir = v;
     else if (a == "--cases") {
-      o.cases.clear();
-      std::stringstream in(v);
-      std::string c;
-      while (std::getline(in, c, ','))
-        if (c == "threads" || c == "sandbox_tree") o.cases.push_back(c);
-        else return std::nullopt;
+      o.cases = split_list(v);
+      for (auto& c : o.cases)
+        if (c != "threads" && c != "sandbox_tree") return std::nullopt;
     } else {
       return std::nullopt;
     }
@@ -84,148 +78,6 @@ std::optional<Options> parse_args(int argc, char** argv) {
   if (o.threads < 1 || o.threads > 256 || o.procs < 1 || o.procs > 4096) return std::nullopt;
   return o;
 }
-
-std::string json_str(const std::string& s) {
-  std::string r = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') r += '\\', r += c;
-    else if (static_cast<unsigned char>(c) < 0x20) r += ' ';
-    else r += c;
-  }
-  return r + "\"";
-}
-
-std::string num(std::optional<double> v) {
-  if (!v) return "null";
-  char b[64];
-  std::snprintf(b, sizeof b, "%.4g", *v);
-  return b;
-}
-
-std::optional<double> median(std::vector<double> v) {
-  if (v.empty()) return std::nullopt;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// ---- processes -------------------------------------------------------------------------------
-
-// Proc and spawn(): bench_proc.h.
-
-std::optional<int> wait_child(pid_t pid, double timeout_s) {
-  auto t0 = Clock::now();
-  for (;;) {
-    int st = 0;
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (r < 0 || seconds_since(t0) > timeout_s) return std::nullopt;
-    usleep(1000);
-  }
-}
-
-std::string read_text(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string s;
-  char b[4096];
-  ssize_t k;
-  while ((k = read(fd, b, sizeof b)) > 0) s.append(b, static_cast<size_t>(k));
-  close(fd);
-  return s;
-}
-
-std::vector<std::pair<pid_t, pid_t>> all_with_parent() {
-  std::vector<std::pair<pid_t, pid_t>> all;
-  if (auto* d = opendir("/proc")) {
-    while (auto* e = readdir(d)) {
-      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-      pid_t p = static_cast<pid_t>(std::atol(e->d_name));
-      std::string s = read_text("/proc/" + std::to_string(p) + "/stat");
-      auto rp = s.rfind(')');
-      if (rp == std::string::npos) continue;
-      std::istringstream in(s.substr(rp + 2));
-      std::string state;
-      long pp = -1;
-      in >> state >> pp;
-      all.emplace_back(p, static_cast<pid_t>(pp));
-    }
-    closedir(d);
-  }
-  return all;
-}
-
-std::vector<pid_t> descendants(pid_t root) {
-  auto all = all_with_parent();
-  std::vector<pid_t> out, front{root};
-  while (!front.empty()) {
-    std::vector<pid_t> next;
-    for (pid_t f : front)
-      for (auto [p, pp] : all)
-        if (pp == f) next.push_back(p);
-    out.insert(out.end(), next.begin(), next.end());
-    front = next;
-  }
-  return out;
-}
-
-// The host pid of inner pid `inner` in a pid namespace below root; -1 after the time-out.
-pid_t find_inner(pid_t root, pid_t inner, double timeout_s) {
-  auto t0 = Clock::now();
-  while (seconds_since(t0) < timeout_s) {
-    for (pid_t p : descendants(root)) {
-      std::istringstream in(read_text("/proc/" + std::to_string(p) + "/status"));
-      std::string line;
-      while (std::getline(in, line))
-        if (line.rfind("NSpid:", 0) == 0) {
-          std::istringstream f(line.substr(6));
-          std::vector<long> v;
-          long x;
-          while (f >> x) v.push_back(x);
-          if (v.size() >= 2 && v.back() == inner) return p;
-        }
-    }
-    usleep(5000);
-  }
-  return -1;
-}
-
-void kill_and_reap_all() {
-  for (int round = 0; round < 10; round++) {
-    auto d = descendants(getpid());
-    if (d.empty()) return;
-    for (auto it = d.rbegin(); it != d.rend(); ++it) kill(*it, SIGKILL);
-    usleep(20000);
-    while (waitpid(-1, nullptr, WNOHANG | __WALL) > 0) {
-    }
-  }
-}
-
-bool all_gone(const std::vector<pid_t>& pids, double timeout_s) {
-  auto t0 = Clock::now();
-  for (pid_t p : pids) {
-    for (;;) {
-      waitpid(p, nullptr, WNOHANG | __WALL);
-      struct stat st;
-      if (stat(("/proc/" + std::to_string(p)).c_str(), &st) != 0) break;
-      if (seconds_since(t0) > timeout_s) return false;
-      usleep(2000);
-    }
-  }
-  return true;
-}
-
-std::optional<double> number_after(const std::string& text, const std::string& key) {
-  auto p = text.find(key);
-  if (p == std::string::npos) return std::nullopt;
-  const char* s = text.c_str() + p + key.size();
-  char* end = nullptr;
-  double v = std::strtod(s, &end);
-  if (end == s) return std::nullopt;
-  return v;
-}
-
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 // ---- one run -----------------------------------------------------------------------------------
 
