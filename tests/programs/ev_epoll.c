@@ -23,16 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_signal.h"
+
 #define D_FULL 0xa1a1a1a1a1a1a101ull
 #define D_EMPTY 0xb2b2b2b2b2b2b202ull
 #define D_EVENT 0xe3e3e3e3e3e3e303ull
 #define D_TIMER 0x7474747474747404ull
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
 
 static int add(int ep, int fd, uint32_t events, uint64_t data) {
   struct epoll_event e;
@@ -85,19 +82,13 @@ int main(int argc, char** argv) {
     close(empty[0]);
     empty[0] = keep;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   printf("pid=%d\nready\n", getpid());
   for (long n = 0;; n++) {
-    struct timespec ts = {0, 100000000L};
-    for (int i = 0; i < 10 && !check; i++) nanosleep(&ts, NULL);
-    if (!check) {
+    if (!wait_for_check(1000, NULL)) {
       printf("tick %ld\n", n);
       continue;
     }
-    check = 0;
     const char* bad = NULL;
     struct epoll_event evs[8];
     int k = epoll_wait(ep, evs, 8, 0);

@@ -20,11 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static void drain(int in) {
   char buf[4096];
@@ -59,19 +56,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   drain(in);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   printf("pid=%d\nwds %d %d %d\nready\n", getpid(), wd_dir, wd_file, wd_dir2);
   for (long n = 0;; n++) {
-    struct timespec ts = {0, 100000000L};
-    for (int i = 0; i < 10 && !check; i++) nanosleep(&ts, NULL);
-    if (!check) {
+    if (!wait_for_check(1000, NULL)) {
       printf("tick %ld\n", n);
       continue;
     }
-    check = 0;
     const char* bad = NULL;
     touch(created);
     int fd = open(file, O_WRONLY | O_APPEND);

@@ -23,11 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -47,19 +44,13 @@ int main(int argc, char** argv) {
     printf("fdkinds BAD setup %s\n", strerror(errno));
     return 1;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   printf("pid=%d\nready\n", getpid());
   for (long n = 0;; n++) {
-    struct timespec ts = {0, 100000000L};
-    for (int i = 0; i < 10 && !check; i++) nanosleep(&ts, NULL);
-    if (!check) {
+    if (!wait_for_check(1000, NULL)) {
       printf("tick %ld\n", n);
       continue;
     }
-    check = 0;
     const char* bad = NULL;
     uint64_t v = 0;
     for (int i = 0; i < 5 && !bad; i++)

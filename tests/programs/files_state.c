@@ -36,11 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static unsigned char pat(size_t i) { return (unsigned char)(i * 7 + 3); }
 
@@ -106,19 +103,13 @@ int main(void) {
   char c;
   if (read(answer[0], &c, 1) != 1) return 11;
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   printf("pid=%d\nready\n", getpid());
   for (long n = 0;; n++) {
-    struct timespec ts = {0, 100000000L};
-    nanosleep(&ts, NULL);
-    if (!check) {
+    if (!wait_for_check(100, NULL)) {
       printf("tick %ld\n", n);
       continue;
     }
-    check = 0;
     const char* bad = NULL;
     // One description for F and G, shared with the child.
     if (lseek(g, 0, SEEK_CUR) != 100) bad = "dup offset";

@@ -15,11 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -31,19 +28,13 @@ int main(void) {
   }
   shmctl(id, IPC_RMID, NULL);
   for (int i = 0; i < 16384; i++) p[i] = (unsigned char)(i * 13 + 1);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   printf("pid=%d\nready\n", getpid());
   for (long n = 0;; n++) {
-    struct timespec ts = {0, 100000000L};
-    for (int i = 0; i < 10 && !check; i++) nanosleep(&ts, NULL);
-    if (!check) {
+    if (!wait_for_check(1000, NULL)) {
       printf("tick %ld\n", n);
       continue;
     }
-    check = 0;
     int bad = 0;
     for (int i = 0; i < 16384; i++) bad |= p[i] != (unsigned char)(i * 13 + 1);
     printf(bad ? "shmhost BAD content\n" : "shmhost ok\n");

@@ -33,17 +33,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_signal.h"
+
 #define SHM_KEY 0x5eed0001
 #define SEM_KEY 0x5eed0002
 #define MSG_KEY 0x5eed0003
 #define SHM_SIZE 65536
 #define PATTERN_LEN 60000  // the rest stays zero
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
 
 static uint64_t fnv(const unsigned char* p, size_t n) {
   uint64_t h = 1469598103934665603ull;
@@ -191,20 +188,14 @@ int main(void) {
   // Both attach it; now it goes once both detach (shmctl(2) IPC_RMID).
   shmctl(gone, IPC_RMID, NULL);
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   printf("pid=%d\nids shm=%d sem=%d msg=%d\nready\n", getpid(), shm, sem, msg);
   unsigned char token = 0x40;
   for (long n = 0;; n++) {
-    struct timespec ts = {0, 100000000L};
-    for (int i = 0; i < 10 && !check; i++) nanosleep(&ts, NULL);
-    if (!check) {
+    if (!wait_for_check(1000, NULL)) {
       printf("tick %ld\n", n);
       continue;
     }
-    check = 0;
     const char* bad = NULL;
     char why[160] = "";
     int shm2 = shmget(SHM_KEY, 0, 0), sem2 = semget(SEM_KEY, 0, 0), msg2 = msgget(MSG_KEY, 0);
