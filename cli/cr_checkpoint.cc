@@ -30,6 +30,40 @@ struct Destination {
   bool do_backup = false;
 };
 
+// Exit statuses beyond 0 (success), 1 (any other failure) and 2 (bad usage): what failed, so a
+// caller (libcr's cr_request_checkpoint, a script) need not read the message. Never renumber:
+// docs/cli/cr_checkpoint.md documents them and runtime/libcr/request.c maps them to BLCR's errnos.
+constexpr int kExitFailure = 1;
+constexpr int kExitNoProcess = 3;
+constexpr int kExitPermission = 4;
+constexpr int kExitPtraced = 5;
+constexpr int kExitPtracer = 6;
+constexpr int kExitTemporary = 7;
+constexpr int kExitPermanent = 8;
+constexpr int kExitNoSpace = 9;
+
+int exit_status_for(Cause c) {
+  switch (c) {
+    case Cause::no_process:
+      return kExitNoProcess;
+    case Cause::permission:
+      return kExitPermission;
+    case Cause::ptraced:
+      return kExitPtraced;
+    case Cause::ptracer:
+      return kExitPtracer;
+    case Cause::temporary:
+      return kExitTemporary;
+    case Cause::permanent:
+      return kExitPermanent;
+    case Cause::no_space:
+      return kExitNoSpace;
+    case Cause::unspecified:
+      break;
+  }
+  return kExitFailure;
+}
+
 std::string numbered_backup(const std::string& path) {
   for (int n = 1;; n++) {
     std::string b = path + ".~" + std::to_string(n) + "~";
@@ -91,7 +125,11 @@ int main(int argc, char** argv) {
   save->add_flag("--save-shared", save_shared, "keep the content of files mapped shared");
   save->add_flag("--save-all", save_all, "all of the above: the bundle needs no file of this machine to restart");
   save->add_flag("--save-none", save_none, "keep only what must be kept (default)");
-  app.footer("Exit status: 0 on success, 1 on failure (the process is then left exactly as it was), 2 on bad usage.");
+  app.footer(
+      "Exit status: 0 on success; 2 on bad usage; on failure (the process is then left exactly as it was) 3 no such "
+      "process, 4 permission denied, 5 a process is traced by another, 6 a process traces another, 7 a callback asked "
+      "for a temporary failure or --time ran out, 8 a callback asked for a permanent failure, 9 no space left, 1 "
+      "anything else.");
 
   try {
     app.parse(argc, argv);
@@ -184,9 +222,16 @@ int main(int argc, char** argv) {
     }
     (void)quiet;
     return 0;
+  } catch (const Error& e) {
+    if (!d.temp_path.empty()) unlink(d.temp_path.c_str());
+    std::cerr << "cr_checkpoint: " << e.what() << "\n";
+    // Whatever gave up once --time ran out (a wait on callbacks, a stop) is the time limit's doing.
+    Cause c = e.cause();
+    if (c != Cause::permanent && deadline_passed()) c = Cause::temporary;
+    return exit_status_for(c);
   } catch (const std::exception& e) {
     if (!d.temp_path.empty()) unlink(d.temp_path.c_str());
     std::cerr << "cr_checkpoint: " << e.what() << "\n";
-    return 1;
+    return deadline_passed() ? kExitTemporary : kExitFailure;
   }
 }

@@ -16,6 +16,7 @@
 #include "runtime/app.h"
 #include "runtime/console.h"
 #include "runtime/exec.h"
+#include "runtime/request_server.h"
 #include "runtime/signals.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -91,6 +92,9 @@ void run_init(const LaunchOptions& opts, const InitChannels& ch) {
       if (opts.time_offsets_ns) off = ns::TimeOffsets{opts.time_offsets_ns->first, opts.time_offsets_ns->second};
       ns::enter_time_namespace_for_children(off);
     }
+    // In the sandbox's own /tmp, so every process of it (and of a restart of it) finds it at the
+    // same path; the launcher, outside, keeps the listening socket.
+    if (ch.request_socket >= 0) bind_request_socket(ch.request_socket);
     struct sigaction sa = {};
     sa.sa_handler = noop_handler;
     sigemptyset(&sa.sa_mask);

@@ -31,13 +31,17 @@ struct InitChannels {
   // --tty: the slave of the launcher's pty, which the init makes its controlling terminal and
   // keeps (console.h); -1 without.
   int console = -1;
+  // The launcher's socket for libcr's requests (request_server.h): the init binds it inside the
+  // sandbox and closes its copy before any process of the sandbox exists; -1 without.
+  int request_socket = -1;
 };
 
 // The body of the init process. Never returns.
 //  - waits for kInitGo (EOF: the launcher died, exit);
 //  - becomes a session leader (the sandbox's sessions and groups then all live inside it), with
 //    the pty's slave as its controlling terminal when ch.console is set (--tty);
-//  - sets up mounts, hostname, loopback (--net=none), time namespace;
+//  - sets up mounts, hostname, loopback (--net=none), time namespace, and binds libcr's request
+//    socket at CRBOX_LIBCR_SOCKET_PATH (runtime/libcr/request_protocol.h);
 //  - starts the application (opts.start_app, or fork + exec_sandboxed_app in its own process
 //    group, in the terminal's foreground with the terminal on fds 0-2 under --tty), reports its
 //    inner pid, waits for kInitAck;

@@ -17,6 +17,7 @@
 #include "runtime/init.h"
 #include "runtime/privileges.h"
 #include "runtime/registry.h"
+#include "runtime/request_server.h"
 #include "runtime/signals.h"
 #include "util/error.h"
 #include "util/fd.h"
@@ -127,6 +128,7 @@ int run_sandbox(const LaunchOptions& opts) {
   RegistryEntry entry(id);
   SandboxCgroup cg = SandboxCgroup::create(id, opts.spec.memory_limit, opts.spec.pids_limit);
   Pipe control, reports;
+  UniqueFd request_socket = make_request_socket();
   std::optional<Pty> pty;
   if (opts.spec.tty) pty = open_pty();
   SignalBlock block;
@@ -146,6 +148,7 @@ int run_sandbox(const LaunchOptions& opts) {
       ch.close_fds[3] = pty->master.get();
       ch.console = pty->slave.get();
     }
+    ch.request_socket = request_socket.get();
     run_init(opts, ch);
   }
   InitGuard guard(init, cg);
@@ -183,6 +186,10 @@ int run_sandbox(const LaunchOptions& opts) {
     LaunchedSandbox ls{id, init, rec.app_pid, rec.app_inner_pid, cg.paths(), entry.dir()};
     opts.on_started(ls);  // if it throws, guard, cg and entry tear everything down
   }
+  // libcr's requests from inside (self-checkpoints), served by a thread of ours from now on, so
+  // a restored sandbox is complete before its first request is taken. Stopped before the
+  // sandbox is torn down.
+  RequestServer requests(std::move(request_socket), init);
 
   // The init runs in a session of its own, so terminal signals reach only the launcher: pass on
   // everything, kernel-sent or not. With --tty, relay the pty meanwhile (console.h).

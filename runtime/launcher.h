@@ -49,7 +49,9 @@ struct LaunchOptions {
 // SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGUSR1/2, SIGQUIT and SIGCONT sent to the caller are passed
 // to the init, which passes them to the application. With spec.tty the caller relays a new pty
 // (its slave the sandbox's controlling terminal) to its own stdin/stdout meanwhile, and SIGWINCH
-// resizes the pty instead (runtime/console.h). The caller must be single-threaded.
+// resizes the pty instead (runtime/console.h). Meanwhile a thread of its own serves libcr's
+// checkpoint requests from inside the sandbox (request_server.h): a program there that asks for
+// its own checkpoint gets it taken from outside. The caller must be single-threaded.
 // Throws crbox::Error when the sandbox cannot be set up (nothing is left behind then).
 int run_sandbox(const LaunchOptions& opts);
 

@@ -209,6 +209,10 @@ SeccompProfile parse_seccomp_profile(std::string_view json) {
   return p;
 }
 
+// Everything libcr needs inside a sandbox stays allowed here: its page and futexes (memfd_create,
+// mmap, futex), CR_SIGNUM (rt_tgsigqueueinfo), its thread (clone without namespace flags), and
+// checkpoint requests to the launcher (socket, connect, sendmsg with SCM_RIGHTS, recvfrom:
+// runtime/libcr/request_protocol.h).
 SeccompProfile default_seccomp_profile() {
   SeccompProfile p;
   p.default_action = "SCMP_ACT_ALLOW";

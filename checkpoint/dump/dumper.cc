@@ -98,27 +98,27 @@ bool requested_by(pid_t pid) {
 }  // namespace
 
 void check_dumpable(pid_t pid, const DumpOptions& opt) {
-  if (pid <= 0) throw Error("invalid pid " + pid_s(pid));
+  if (pid <= 0) throw Error("invalid pid " + pid_s(pid), Cause::no_process);
   auto stat_text = try_read_file("/proc/" + pid_s(pid) + "/stat");
-  if (!stat_text) throw Error("no process with pid " + pid_s(pid));
+  if (!stat_text) throw Error("no process with pid " + pid_s(pid), Cause::no_process);
   auto st = proc::parse_stat(*stat_text);
-  if (st.flags & kPfKthread) throw Error("pid " + pid_s(pid) + " (" + st.comm + ") is a kernel thread; only user processes can be checkpointed");
-  if (pid == 1) throw Error("pid 1 is the system's init; crbox does not checkpoint it");
+  if (st.flags & kPfKthread) throw Error("pid " + pid_s(pid) + " (" + st.comm + ") is a kernel thread; only user processes can be checkpointed", Cause::permission);
+  if (pid == 1) throw Error("pid 1 is the system's init; crbox does not checkpoint it", Cause::permission);
   if (pid == getpid()) throw Error("cr_checkpoint cannot checkpoint itself");
   // A process asking for its own checkpoint (libcr's cr_request_checkpoint) runs cr_checkpoint as
   // its child and says so with CRBOX_REQUESTER; cr_checkpoint then leaves itself out of the tree.
   if (pid == getppid() && !requested_by(pid))
     throw Error("pid " + pid_s(pid) + " is cr_checkpoint's own parent; it cannot be checkpointed from inside");
-  if (st.state == 'Z' || st.state == 'X') throw Error("pid " + pid_s(pid) + " is a zombie (it has exited)");
+  if (st.state == 'Z' || st.state == 'X') throw Error("pid " + pid_s(pid) + " is a zombie (it has exited)", Cause::no_process);
   auto status = proc::parse_status(read_file("/proc/" + pid_s(pid) + "/status"));
   if (status.tracer_pid != 0 && opt.ptraced != TracedPolicy::allow)
     throw Error("pid " + pid_s(pid) + " is already traced by pid " + pid_s(status.tracer_pid) +
-                " (a debugger?); detach it first");
+                " (a debugger?); detach it first", Cause::ptraced);
   if (opt.ptracer == TracedPolicy::error) {
     if (pid_t tracee = traced_by(pid))
-      throw Error("pid " + pid_s(pid) + " is tracing pid " + pid_s(tracee) + " (a debugger?); crbox cannot take a tracer");
+      throw Error("pid " + pid_s(pid) + " is tracing pid " + pid_s(tracee) + " (a debugger?); crbox cannot take a tracer", Cause::ptracer);
   }
-  if (sandbox_init_of(pid)) throw Error("pid " + pid_s(pid) + " is the init of a crbox sandbox; checkpoint its application's pid instead");
+  if (sandbox_init_of(pid)) throw Error("pid " + pid_s(pid) + " is the init of a crbox sandbox; checkpoint its application's pid instead", Cause::permission);
 }
 
 namespace {
@@ -187,7 +187,8 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
     // BLCR's -g/-s: every process of the group or session; the first one stands for the checks.
     auto m = members(opt.id, opt.scope == Scope::sid);
     if (m.empty())
-      throw Error("no process in " + std::string(opt.scope == Scope::sid ? "session " : "process group ") + pid_s(opt.id));
+      throw Error("no process in " + std::string(opt.scope == Scope::sid ? "session " : "process group ") + pid_s(opt.id),
+                  Cause::no_process);
     pid = m.front();
   }
   check_dumpable(pid, opt);
@@ -222,7 +223,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
     auto status = proc::parse_status(read_file("/proc/" + pid_s(p) + "/status"));
     if (status.tracer_pid != 0 && opt.ptraced != TracedPolicy::allow)
       throw Error("pid " + pid_s(p) + " (in the tree of " + pid_s(pid) + ") is already traced by pid " +
-                  pid_s(status.tracer_pid) + "; detach it first");
+                  pid_s(status.tracer_pid) + "; detach it first", Cause::ptraced);
   }
 
   // Processes with libcr run their callbacks up to cr_checkpoint() before anything is frozen.
@@ -232,6 +233,9 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   // processes can see only outside a sandbox).
   const char* req = getenv("CRBOX_REQUESTER");
   int32_t requester = req ? static_cast<int32_t>(parse_u64(req).value_or(0)) : (sandbox ? 0 : getpid());
+  // A process of a sandbox asking through its launcher is named by its host pid: tell the
+  // processes the pid they know it by.
+  if (sandbox && req && requester > 0) requester = inner_tid(requester, requester);
   libcr.run_callbacks(out_name, opt.after_signal, requester);
   left_out.insert(libcr.omitted().begin(), libcr.omitted().end());
   // cr_forward_checkpoint(): callbacks asked for more processes in this checkpoint (BLCR). In a
@@ -245,7 +249,8 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
                                : kind == 3 ? descendants(id, true)
                                            : members(id, kind == 2);
       if (got.empty() || (kind == 0 && !try_read_file("/proc/" + pid_s(id) + "/stat")))
-        throw Error("a callback of pid " + pid_s(pid) + " forwarded the checkpoint to " + pid_s(id) + ", which does not exist");
+        throw Error("a callback of pid " + pid_s(pid) + " forwarded the checkpoint to " + pid_s(id) + ", which does not exist",
+                    Cause::no_process);
       for (pid_t q : got)
         if (std::find(now.begin(), now.end(), q) == now.end() && std::find(more.begin(), more.end(), q) == more.end() &&
             !left_out.count(q) && !proc::is_exited(q))
@@ -266,7 +271,8 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
       left_out.insert(forwarded->omitted().begin(), forwarded->omitted().end());
     }
   }
-  if (live().empty()) throw Error("every process of pid " + pid_s(pid) + "'s checkpoint asked to be omitted; there is nothing to save");
+  if (live().empty()) throw Error("every process of pid " + pid_s(pid) + "'s checkpoint asked to be omitted; there is nothing to save",
+                                      Cause::no_process);
 
   DumpStats stats;
   FrozenTree tree(live, sandbox ? &sandbox->cgroups : nullptr);

@@ -82,7 +82,7 @@ bool FrozenProcess::attach(pid_t tid) {
   if (ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
     if (errno == ESRCH) return false;  // exited meanwhile
     if (errno == EPERM)
-      throw Error("cannot trace pid " + std::to_string(tid) + ": permission denied (is it traced already?)");
+      throw Error("cannot trace pid " + std::to_string(tid) + ": permission denied (is it traced already?)", EPERM);
     throw_errno("seizing pid " + std::to_string(tid));
   }
   FrozenTask t;
@@ -150,7 +150,7 @@ void FrozenProcess::complete() {
     attach_listed(seen_);
     if (tasks_.size() == waited_) break;
   }
-  if (tasks_.empty()) throw Error("pid " + std::to_string(pid_) + " exited before it could be stopped");
+  if (tasks_.empty()) throw Error("pid " + std::to_string(pid_) + " exited before it could be stopped", Cause::no_process);
   // The leader first, then threads by tid.
   std::sort(tasks_.begin(), tasks_.end(), [this](const FrozenTask& a, const FrozenTask& b) {
     if ((a.tid == pid_) != (b.tid == pid_)) return a.tid == pid_;

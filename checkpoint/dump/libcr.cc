@@ -125,18 +125,18 @@ void LibcrSession::run_callbacks(const std::string& dest, int signal, int32_t re
       if (st == CRBOX_STATE_TEMP_FAILURE)
         throw Error("pid " + std::to_string(p.pid) + " cancelled the checkpoint (a callback reported a temporary failure" +
                         message_of(p.page) + ")",
-                    FailureKind::temporary);
+                    Cause::temporary, FailureKind::temporary);
       if (st == CRBOX_STATE_PERM_FAILURE) {
         // BLCR: the checkpoint is cancelled and the job killed.
         tell(p, CRBOX_RESULT_ABORTED_PERM);
         p.asked = false;
         kill(p.pid, SIGKILL);
         throw Error("pid " + std::to_string(p.pid) + " cancelled the checkpoint with a permanent failure" +
-                    message_of(p.page) + "; it was killed");
+                    message_of(p.page) + "; it was killed", Cause::permanent);
       }
       if (st != CRBOX_STATE_REQUESTED && st != CRBOX_STATE_RUNNING)
         throw Error("pid " + std::to_string(p.pid) + "'s libcr answered with an unknown state " + std::to_string(st));
-      if (kill(p.pid, 0) != 0) throw Error("pid " + std::to_string(p.pid) + " exited while running its checkpoint callbacks");
+      if (kill(p.pid, 0) != 0) throw Error("pid " + std::to_string(p.pid) + " exited while running its checkpoint callbacks", Cause::no_process);
       check_deadline("the checkpoint callbacks of pid " + std::to_string(p.pid));
       wait_change(p.page->state, st);
     }

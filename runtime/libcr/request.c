@@ -16,7 +16,13 @@
  *
  * A process that checkpointed itself and is restarted from that image also finds its request's
  * child gone, but the page's `restarts` counter has moved: the request reports CR_ERESTARTED, as
- * BLCR's did. */
+ * BLCR's did.
+ *
+ * Inside a crbox sandbox such a child could not checkpoint the sandbox it lives in: there the
+ * request goes to the launcher outside, through the socket the sandbox's init bound
+ * (request_protocol.h). libcr then has no child: it holds a status page the launcher ends when
+ * cr_checkpoint does, and the same memfd for the messages. Whether a server answers decides which
+ * way a request goes; none does outside a sandbox. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,13 +33,16 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "request_protocol.h"
 
 extern char **environ;
 
@@ -54,6 +63,7 @@ struct req {
   uint32_t failures0;
   pid_t target;
   int scope;
+  struct crbox_req_status *status; /* a request served from outside a sandbox; else NULL */
 };
 
 static pthread_mutex_t reqs_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -77,6 +87,7 @@ static void forget(struct req *q) {
     }
   pthread_mutex_unlock(&reqs_mutex);
   if (q->log_fd >= 0) close(q->log_fd);
+  if (q->status) munmap(q->status, sizeof *q->status);
   free(q);
 }
 
@@ -102,7 +113,7 @@ int cri_own_request(pid_t *target, int *scope) {
   int found = -1;
   pthread_mutex_lock(&reqs_mutex);
   for (struct req *r = reqs; r; r = r->next)
-    if (r->kind == KIND_CHECKPOINT && !r->done && r->child > 0) {
+    if (r->kind == KIND_CHECKPOINT && !r->done && (r->child > 0 || r->status)) {
       *target = r->target;
       *scope = r->scope;
       found = 0;
@@ -263,8 +274,33 @@ static void vanished(struct req *q) {
   else q->taken = 1;
 }
 
+/* A request served from outside: ended when the launcher says so (request_protocol.h, step 4). A
+ * copy restarted from the checkpoint it took holds a page nobody will end, but counts one more
+ * restart. Waits in slices: a restart never wakes the futex. */
+static int wait_remote(struct req *q, int nohang) {
+  for (;;) {
+    uint32_t st = __atomic_load_n(&q->status->state, __ATOMIC_ACQUIRE);
+    if (st == CRBOX_REQ_ENDED) {
+      q->done = 1;
+      q->exited = q->status->exited;
+      q->exit_code = q->exited ? q->status->code : 0;
+      q->term_sig = q->exited ? 0 : q->status->code;
+      return 1;
+    }
+    uint32_t now = cri_page ? __atomic_load_n(&cri_page->restarts, __ATOMIC_ACQUIRE) : 0;
+    if (now != q->restarts0) {
+      q->done = 1;
+      q->err = CR_ERESTARTED;
+      return 1;
+    }
+    if (nohang) return 0;
+    cri_futex_wait(&q->status->state, st, 50, 1);
+  }
+}
+
 /* 1 ended, 0 still running (only with nohang), -1 with errno. */
 static int wait_child(struct req *q, int nohang) {
+  if (!q->done && q->status) return wait_remote(q, nohang);
   if (q->done || q->child <= 0) return 1;
   for (;;) {
     siginfo_t si;
@@ -325,12 +361,24 @@ static char *read_log(struct req *q) {
 
 static int contains(const char *hay, const char *needle) { return hay && strcasestr(hay, needle) != NULL; }
 
-/* What a failed cr_checkpoint stands for, in BLCR's errno terms. A callback of this very process
- * that failed says it best; otherwise the message does (cr_log_checkpoint has it in full). */
-static int failure_errno(struct req *q) {
-  if (!q->exited && !q->taken) return EIO;
-  if (q->exit_code == 2) return EINVAL;
-  if (q->kind == KIND_CHECKPOINT && cri_failure_count() != q->failures0) return cri_last_failure_errno();
+/* cr_checkpoint's exit statuses (docs/cli/cr_checkpoint.md), in BLCR's errno terms; 0 for 1
+ * ("anything else") and unknown ones. */
+static int errno_of_exit_code(int code) {
+  switch (code) {
+    case 2: return EINVAL;       /* bad usage */
+    case 3: return ESRCH;        /* no such process; nothing left to checkpoint */
+    case 4: return EPERM;        /* permission denied, or a process crbox refuses */
+    case 5: return CR_EPTRACED;  /* a target is traced by another process */
+    case 6: return CR_EPTRACER;  /* a target traces another process */
+    case 7: return CR_ETEMPFAIL; /* a callback's temporary failure, or --time ran out */
+    case 8: return CR_EPERMFAIL; /* a callback's permanent failure */
+    case 9: return ENOSPC;
+    default: return 0;
+  }
+}
+
+/* Only for exit status 1 or a status the application took: what the message says. */
+static int errno_of_message(struct req *q) {
   char *log = read_log(q);
   int err = EIO;
   if (contains(log, "permanent")) err = CR_EPERMFAIL;
@@ -345,6 +393,130 @@ static int failure_errno(struct req *q) {
   else if (contains(log, "no space")) err = ENOSPC;
   free(log);
   return err;
+}
+
+/* What a failed cr_checkpoint stands for, in BLCR's errno terms. A callback of this very process
+ * that failed says it best (it may have given its own code); otherwise the exit status does;
+ * only when that is 1 ("anything else") or unknown (the application reaped the child) is the
+ * message searched (cr_log_checkpoint has it in full). */
+static int failure_errno(struct req *q) {
+  if (!q->exited && !q->taken) return EIO;
+  if (!q->taken && q->exit_code == 2) return EINVAL;
+  if (q->kind == KIND_CHECKPOINT && cri_failure_count() != q->failures0) return cri_last_failure_errno();
+  if (!q->taken && q->kind == KIND_CHECKPOINT) {
+    int err = errno_of_exit_code(q->exit_code);
+    if (err) return err;
+  }
+  return errno_of_message(q);
+}
+
+/* ---- Requests from inside a sandbox (request_protocol.h) ---- */
+
+/* A connection to the launcher's server, or -1 when none answers here (outside a sandbox). */
+static int connect_server(void) {
+  const char *path = getenv(CRBOX_LIBCR_SOCKET_ENV);
+  if (!path || !path[0]) {
+    /* /tmp is writable by everyone: outside a sandbox any user could bind this name and be sent
+     * the destination of other users' checkpoints. The sandbox's init binds it as root, and the
+     * sticky /tmp keeps others from replacing that; anything else is not the launcher. */
+    path = CRBOX_LIBCR_SOCKET_PATH;
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0) return -1;
+  }
+  struct sockaddr_un a;
+  memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof a.sun_path) return -1;
+  strcpy(a.sun_path, path);
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(s);
+    return -1;
+  }
+  /* Its answer comes at once; never hang on a server that does not give it. */
+  struct timeval tv = {10, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return s;
+}
+
+/* Steps 1 to 3 over connection `s` (closed here): 0 accepted (q is then served from outside), or
+ * -1 with errno (the server's refusal, or why the request could not be made). */
+static int remote_request(struct req *q, int s, const cr_checkpoint_args_t *args, pid_t target) {
+  int err = q->log_fd < 0 ? errno : 0, status_fd = -1, dir_fd = -1;
+  if (err) goto out;
+  struct crbox_req_msg m;
+  memset(&m, 0, sizeof m);
+  m.magic = CRBOX_REQ_MAGIC;
+  m.version = CRBOX_REQ_VERSION;
+  m.scope = args->cr_scope;
+  m.target = target;
+  m.signal = args->cr_signal;
+  m.time_s = (int32_t)args->cr_timeout;
+  m.flags = args->cr_flags & (CRBOX_REQ_PTRACED_ALLOW | CRBOX_REQ_PTRACED_SKIP | CRBOX_REQ_PTRACER_SKIP |
+                              CRBOX_REQ_DUMP_EXEC | CRBOX_REQ_DUMP_PRIVATE | CRBOX_REQ_DUMP_SHARED);
+  /* Not "crbox-libcr...": the engine and the tests look for the page by that name. */
+  status_fd = (int)syscall(SYS_memfd_create, "crbox-request-status", MFD_CLOEXEC);
+  void *at = MAP_FAILED;
+  if (status_fd < 0 || ftruncate(status_fd, 4096) != 0 ||
+      (at = mmap(NULL, sizeof *q->status, PROT_READ | PROT_WRITE, MAP_SHARED, status_fd, 0)) == MAP_FAILED) {
+    err = errno;
+    goto out;
+  }
+  q->status = at;
+  int dest = args->cr_fd;
+  if (dest == CR_DEST_CWD) {
+    /* context.TARGET in our working directory, as cr_checkpoint names it; the server writes it
+     * there (atomically, as cr_checkpoint does) through this descriptor. */
+    dir_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+      err = errno;
+      goto out;
+    }
+    strcpy(m.dest_name, "context.");
+    cri_append_int(m.dest_name, sizeof m.dest_name, target);
+    dest = dir_fd;
+  }
+  int fds[3] = {status_fd, q->log_fd, dest};
+  struct iovec iov = {&m, sizeof m};
+  union {
+    char buf[CMSG_SPACE(sizeof fds)];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = u.buf;
+  mh.msg_controllen = sizeof u.buf;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(c), fds, sizeof fds);
+  ssize_t n;
+  do n = sendmsg(s, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n != (ssize_t)sizeof m) {
+    err = n < 0 ? errno : EIO;
+    goto out;
+  }
+  struct crbox_req_ack ack;
+  do n = recv(s, &ack, sizeof ack, 0);
+  while (n < 0 && errno == EINTR);
+  if (n != (ssize_t)sizeof ack || ack.magic != CRBOX_REQ_MAGIC) err = EIO;
+  else err = ack.err;
+out:
+  /* Hanging up lets the server start cr_checkpoint: nothing of the connection is left in us. */
+  close(s);
+  if (dir_fd >= 0) close(dir_fd);
+  if (status_fd >= 0) close(status_fd);
+  if (err) {
+    errno = err;
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- Checkpoint requests ---- */
@@ -465,6 +637,20 @@ CRI_EXPORT int cr_request_checkpoint(cr_checkpoint_args_t *args, cr_checkpoint_h
     q->done = 1;
     q->err = bad;
     return 0;
+  }
+  int server = connect_server();
+  if (server >= 0) {
+    q->log_fd = (int)syscall(SYS_memfd_create, "crbox-libcr-log", MFD_CLOEXEC);
+    if (remote_request(q, server, args, target) == 0) return 0;
+    int e = errno;
+    if (args->cr_flags & CR_CHKPT_ASYNC_ERR) {
+      q->done = 1;
+      q->err = e;
+      return 0;
+    }
+    forget(q);
+    errno = e;
+    return -1;
   }
   char tool[PATH_MAX];
   if (cri_find_tool("cr_checkpoint", "CRBOX_CR_CHECKPOINT", tool, sizeof tool) != 0) {

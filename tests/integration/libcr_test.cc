@@ -142,7 +142,7 @@ TEST_F(Libcr, TimeLimitOnACallbackThatNeverReturns) {
   auto t0 = std::chrono::steady_clock::now();
   auto r = checkpoint(pid, {"--time", "1"});
   auto took = std::chrono::steady_clock::now() - t0;
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 7) << "a temporary failure (docs/cli/cr_checkpoint.md)";
   EXPECT_NE(r.err.find("time limit"), std::string::npos) << r.err;
   EXPECT_LT(took, 10s);
   EXPECT_FALSE(file_exists(dir / "ctx"));
@@ -180,15 +180,15 @@ TEST_F(Libcr, OmittedWrapperIsLeftOut) {
   EXPECT_EQ(*next, last + 1);
 }
 
-// A callback asking for a temporary failure cancels the checkpoint with the real engine: exit 1,
+// A callback asking for a temporary failure cancels the checkpoint with the real engine: exit 7,
 // one sentence, no file, the callbacks told, the program runs on; a permanent failure also kills
-// it, as BLCR does.
+// it, as BLCR does (exit 8).
 TEST_F(Libcr, CallbackFailuresCancelTheCheckpoint) {
   auto temp = start("libcr_probe", {"thread", "temp"});
   pid_t pid = pid_after(*temp, "ready pid=");
   ASSERT_GT(pid, 0) << temp->output();
   auto r = checkpoint(pid, {});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 7) << "a temporary failure";
   EXPECT_NE(r.err.find("cancelled the checkpoint"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("temporary"), std::string::npos) << r.err;
   EXPECT_FALSE(file_exists(dir / "ctx"));
@@ -202,7 +202,7 @@ TEST_F(Libcr, CallbackFailuresCancelTheCheckpoint) {
   pid_t ppid = pid_after(*perm, "ready pid=");
   ASSERT_GT(ppid, 0) << perm->output();
   r = checkpoint(ppid, {});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 8) << "a permanent failure";
   EXPECT_NE(r.err.find("permanent failure"), std::string::npos) << r.err;
   auto st = perm->wait(10s);
   ASSERT_TRUE(st) << "killed, as BLCR does";

@@ -1,14 +1,19 @@
 // cr_request_checkpoint and friends with a stand-in for crbox's cr_checkpoint (a shell script
 // named by $CRBOX_CR_CHECKPOINT): the command line and environment it gets, the messages, BLCR's
-// return conventions for wait / poll / reap, errors found at request time or deferred, the
-// "restarted" answer, and a child the application itself reaped.
+// return conventions for wait / poll / reap, errors found at request time or deferred (from
+// cr_checkpoint's exit status, its message only for status 1), the
+// "restarted" answer, a child the application itself reaped, and requests served by a sandbox's
+// launcher (a stand-in server at $CRBOX_LIBCR_SOCKET).
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <libcr.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -19,8 +24,10 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "libcr_test_util.h"
+#include "request_protocol.h"
 
 namespace crbox::libcr_test {
 namespace {
@@ -259,6 +266,15 @@ TEST_F(LibcrRequest, FailuresMapToBlcrErrors) {
       {"1", "cr_checkpoint: pid 7 is traced by pid 9", CR_EPTRACED},
       {"1", "cr_checkpoint: something else went wrong", EIO},
       {"2", "cr_checkpoint: bad option", EINVAL},
+      // cr_checkpoint's documented exit statuses decide, whatever the message says.
+      {"3", "cr_checkpoint: the message is not read", ESRCH},
+      {"4", "cr_checkpoint: the message is not read", EPERM},
+      {"5", "cr_checkpoint: the message is not read", CR_EPTRACED},
+      {"6", "cr_checkpoint: the message is not read", CR_EPTRACER},
+      {"7", "cr_checkpoint: pid 7 does not exist", CR_ETEMPFAIL},
+      {"8", "cr_checkpoint: a temporary-looking message", CR_EPERMFAIL},
+      {"9", "cr_checkpoint: permission denied in the text only", ENOSPC},
+      {"42", "cr_checkpoint: an unknown status: pid 7 is traced by pid 9", CR_EPTRACED},
   };
   for (auto& c : cases) {
     setenv("FAKE_EXIT", c.exit_code, 1);
@@ -384,6 +400,145 @@ TEST_F(LibcrRequest, AChildTheApplicationReapedIsJudgedByItsMessages) {
       EXPECT_EQ(cr_poll_checkpoint(&h, nullptr), 1) << cr_strerror(errno);
     }
   }
+}
+
+// A stand-in for the launcher's server of a sandbox (runtime/request_server.cc) at
+// $CRBOX_LIBCR_SOCKET: takes one request, answers `ack_err`, and unless that refuses it or
+// `never_end` is set, waits for the hang-up, writes `say` as cr_checkpoint's messages and ends the
+// request with exit status `exit_code`.
+struct FakeServer {
+  int ack_err = 0;
+  int exit_code = 0;
+  bool never_end = false;
+  std::string say;
+  crbox_req_msg got{};
+  int nfds = 0;
+  bool dest_is_dir = false, dest_writable = false, hung_up = false;
+  int listener = -1;
+  std::thread thread;
+
+  explicit FakeServer(const std::string& path) {
+    listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(listener, 4);
+    setenv(CRBOX_LIBCR_SOCKET_ENV, path.c_str(), 1);
+  }
+  ~FakeServer() {
+    if (thread.joinable()) thread.join();
+    close(listener);
+    unsetenv(CRBOX_LIBCR_SOCKET_ENV);
+  }
+  void start() {
+    thread = std::thread([this] {
+      int c = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      iovec iov{&got, sizeof got};
+      alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+      msghdr mh{};
+      mh.msg_iov = &iov;
+      mh.msg_iovlen = 1;
+      mh.msg_control = control;
+      mh.msg_controllen = sizeof control;
+      recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
+      int fds[4] = {-1, -1, -1, -1};
+      if (cmsghdr* cm = CMSG_FIRSTHDR(&mh)) {
+        nfds = static_cast<int>((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        std::memcpy(fds, CMSG_DATA(cm), std::min(nfds, 4) * sizeof(int));
+      }
+      struct stat st{};
+      dest_is_dir = fstat(fds[2], &st) == 0 && S_ISDIR(st.st_mode);
+      dest_writable = (fcntl(fds[2], F_GETFL) & O_ACCMODE) != O_RDONLY;
+      crbox_req_ack ack{CRBOX_REQ_MAGIC, ack_err};
+      send(c, &ack, sizeof ack, MSG_NOSIGNAL);
+      char b;
+      hung_up = recv(c, &b, 1, 0) == 0;
+      close(c);
+      if (!ack_err && !never_end) {
+        (void)!write(fds[1], say.data(), say.size());
+        void* at = mmap(nullptr, sizeof(crbox_req_status), PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+        auto* st = static_cast<crbox_req_status*>(at);
+        st->exited = 1;
+        st->code = exit_code;
+        __atomic_store_n(&st->state, CRBOX_REQ_ENDED, __ATOMIC_RELEASE);
+        syscall(SYS_futex, &st->state, FUTEX_WAKE, 1 << 30, nullptr, nullptr, 0);
+        munmap(at, sizeof(crbox_req_status));
+      }
+      for (int fd : fds)
+        if (fd >= 0) close(fd);
+    });
+  }
+};
+
+// Inside a sandbox a server answers: the request goes there, with the status page, the messages'
+// memfd and the caller's descriptor; no cr_checkpoint is run here; the exit status comes back.
+TEST_F(LibcrRequest, ASandboxServerTakesTheRequest) {
+  FakeServer srv(dir_ + "/s.sock");
+  srv.exit_code = 7;
+  srv.say = "cr_checkpoint: pid 7 cancelled the checkpoint\n";
+  srv.start();
+  int fd = open_out("ctx");
+  cr_checkpoint_args_t a = args(fd);
+  a.cr_timeout = 5;
+  a.cr_signal = SIGTERM;
+  a.cr_flags = CR_CHKPT_DUMP_EXEC | CR_CHKPT_PTRACED_SKIP;
+  cr_checkpoint_handle_t h;
+  ASSERT_EQ(cr_request_checkpoint(&a, &h), 0) << cr_strerror(errno);
+  close(fd);
+  char* msgs = nullptr;
+  errno = 0;
+  EXPECT_EQ(cr_poll_checkpoint_msg(&h, nullptr, &msgs), CR_POLL_CHKPT_ERR_POST);
+  EXPECT_EQ(errno, CR_ETEMPFAIL) << cr_strerror(errno);
+  ASSERT_NE(msgs, nullptr);
+  EXPECT_EQ(std::string(msgs), srv.say) << "the stand-in cr_checkpoint script was not run";
+  free(msgs);
+  srv.thread.join();
+  EXPECT_EQ(srv.nfds, 3);
+  EXPECT_TRUE(srv.hung_up);
+  EXPECT_TRUE(srv.dest_writable);
+  EXPECT_FALSE(srv.dest_is_dir);
+  EXPECT_EQ(srv.got.magic, CRBOX_REQ_MAGIC);
+  EXPECT_EQ(srv.got.scope, CR_SCOPE_PROC);
+  EXPECT_EQ(srv.got.target, getpid());
+  EXPECT_EQ(srv.got.signal, SIGTERM);
+  EXPECT_EQ(srv.got.time_s, 5);
+  EXPECT_EQ(srv.got.flags, static_cast<uint32_t>(CR_CHKPT_DUMP_EXEC | CR_CHKPT_PTRACED_SKIP));
+  EXPECT_STREQ(srv.got.dest_name, "");
+}
+
+// CR_DEST_CWD: the working directory goes along with "context.PID"; a refusal is the request's error.
+TEST_F(LibcrRequest, ASandboxServerRefusal) {
+  FakeServer srv(dir_ + "/s.sock");
+  srv.ack_err = EPERM;
+  srv.start();
+  cr_checkpoint_args_t a = args(CR_DEST_CWD);
+  cr_checkpoint_handle_t h;
+  errno = 0;
+  EXPECT_EQ(cr_request_checkpoint(&a, &h), -1);
+  EXPECT_EQ(errno, EPERM);
+  srv.thread.join();
+  EXPECT_TRUE(srv.dest_is_dir);
+  EXPECT_EQ(std::string(srv.got.dest_name), "context." + std::to_string(getpid()));
+}
+
+// The copy restarted from the image its request took: nobody ends its request, its page counts a
+// restart: CR_ERESTARTED.
+TEST_F(LibcrRequest, ASandboxRequestOfTheRestartedCopy) {
+  ASSERT_GE(cr_init(), 0);
+  FakeServer srv(dir_ + "/s.sock");
+  srv.never_end = true;
+  srv.start();
+  cr_checkpoint_args_t a = args(CR_DEST_CWD);
+  cr_checkpoint_handle_t h;
+  ASSERT_EQ(cr_request_checkpoint(&a, &h), 0) << cr_strerror(errno);
+  struct timeval zero = {0, 0};
+  EXPECT_EQ(cr_poll_checkpoint(&h, &zero), 0) << "pending";
+  __atomic_add_fetch(&own_page()->restarts, 1, __ATOMIC_SEQ_CST);
+  errno = 0;
+  EXPECT_EQ(cr_poll_checkpoint(&h, nullptr), CR_POLL_CHKPT_ERR_POST);
+  EXPECT_EQ(errno, CR_ERESTARTED);
 }
 
 TEST_F(LibcrRequest, RestartRequestRunsCrRestartDetached) {
