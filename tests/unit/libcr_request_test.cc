@@ -541,6 +541,52 @@ TEST_F(LibcrRequest, ASandboxRequestOfTheRestartedCopy) {
   EXPECT_EQ(errno, CR_ERESTARTED);
 }
 
+// Outside a sandbox, /tmp is everyone's: a socket another user bound at the sandbox's path is not
+// the launcher, and gets nothing (it would be sent the destination of our checkpoint). Only a
+// root-owned one is trusted there; the request runs cr_checkpoint itself, as any plain one.
+TEST_F(LibcrRequest, ASocketAnotherUserBoundAtTheSandboxPathIsIgnored) {
+  struct stat st{};
+  ASSERT_NE(lstat(CRBOX_LIBCR_SOCKET_PATH, &st), 0) << CRBOX_LIBCR_SOCKET_PATH << " exists on this machine";
+  int ready[2], done[2];
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(done, O_CLOEXEC), 0);
+  pid_t squatter = fork();
+  ASSERT_GE(squatter, 0);
+  if (squatter == 0) {
+    // nobody: binds, listens, and reports whether anyone connected.
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", CRBOX_LIBCR_SOCKET_PATH);
+    if (bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(l, 4) != 0) _exit(4);
+    (void)!write(ready[1], "r", 1);
+    char c;
+    (void)!read(done[0], &c, 1);  // the test is done
+    int got = accept(l, nullptr, nullptr);
+    unlink(CRBOX_LIBCR_SOCKET_PATH);
+    _exit(got >= 0 ? 1 : 0);
+  }
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  cr_checkpoint_args_t a = args(CR_DEST_CWD);
+  cr_checkpoint_handle_t h;
+  int rc = cr_request_checkpoint(&a, &h);
+  char* msgs = nullptr;
+  int polled = rc == 0 ? cr_poll_checkpoint_msg(&h, nullptr, &msgs) : -1;
+  std::string log = msgs ? msgs : "";
+  free(msgs);
+  (void)!write(done[1], "d", 1);
+  int status = 0;
+  waitpid(squatter, &status, 0);
+  for (int fd : {ready[0], ready[1], done[0], done[1]}) close(fd);
+  ASSERT_EQ(rc, 0) << cr_strerror(errno);
+  EXPECT_EQ(polled, 1);
+  EXPECT_NE(log.find("args: --pid"), std::string::npos) << "cr_checkpoint was not run here: " << log;
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the squatter was connected to (or could not bind)";
+}
+
 TEST_F(LibcrRequest, RestartRequestRunsCrRestartDetached) {
   int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   cr_restart_args_t a;
