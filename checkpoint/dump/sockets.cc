@@ -5,8 +5,9 @@
 //   unix (unix(7)): family, type, name, peer, shutdown state, queued data, pending connections,
 //     from getsockopt/getsockname and the unix_diag netlink interface (sock_diag(7)), asked from
 //     inside the socket's network namespace;
-//   TCP and UDP (tcp(7), udp(7)): addresses, state, common options; an established TCP
-//     connection through TCP_REPAIR, only in a network namespace other than ours (a sandbox's).
+//   TCP and UDP (tcp(7), udp(7)): addresses, state, common options; the datagrams queued in a
+//     UDP socket with their senders' and destination addresses; an established TCP connection
+//     through TCP_REPAIR, only in a network namespace other than ours (a sandbox's).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
@@ -27,6 +28,7 @@
 #include <cstddef>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -124,7 +126,7 @@ UniqueFd diag_socket_in(int ns_fd, bool ours) {
   return UniqueFd(fd);
 }
 
-constexpr uint32_t kShowAll = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
+constexpr uint32_t kShowAll = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_ICONS;
 
 // One unix socket by inode; nullopt when the namespace has none with that inode.
 std::optional<proc::UnixDiag> unix_diag(int nl, uint64_t ino) {
@@ -273,19 +275,61 @@ bool drop_passed_fds(msghdr& msg) {
   return any || (msg.msg_flags & MSG_CTRUNC);
 }
 
+// A datagram of length 0 is marked as peeked (skb->peeked) once any peek returns it, and every
+// later peek at an offset steps over a marked one (__skb_try_recv_from_queue): an offset pass
+// cannot see an empty datagram that the program (or an earlier checkpoint of this same running
+// process) already peeked. A peek without an offset (SO_PEEK_OFF -1) still returns the head of
+// the queue, so the head is looked at that way first: true if it is an empty datagram, `msg`
+// (its name and control buffers set by the caller) then describing it. It is marked now, so the
+// offset pass that follows steps over it. Marked empty datagrams further in stay unseen.
+bool peek_empty_head(int s, msghdr& msg) {
+  int off = -1;
+  if (setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off) != 0) throw_errno("setsockopt SO_PEEK_OFF");
+  char b;
+  iovec iov{&b, 1};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ssize_t n;
+  do n = recvmsg(s, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  msg.msg_iov = nullptr;
+  msg.msg_iovlen = 0;
+  off = 0;
+  if (setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off) != 0) throw_errno("setsockopt SO_PEEK_OFF");
+  return n == 0;
+}
+
 // The data queued for reading, without taking it: MSG_PEEK from a peek offset that moves on with
 // each read (SO_PEEK_OFF, socket(7)); with MSG_TRUNC a datagram socket returns what is left of the
 // current message, so a message larger than the buffer is read in pieces and its end is known.
 // A stream's bytes become one message. Descriptors in flight (SCM_RIGHTS) are refused: peeking
-// installs copies in this process, which are closed at once.
-std::vector<std::vector<uint8_t>> peek_unix_queue(pid_t pid, int fd, int s, int type, bool rcv_shutdown, uint32_t bytes) {
+// installs copies in this process, which are closed at once. A datagram socket's messages come
+// with their senders' names (`from`, one per message; empty for an unnamed sender: unix(7)).
+// Messages of length 0: see peek_empty_head.
+std::vector<std::vector<uint8_t>> peek_unix_queue(pid_t pid, int fd, int s, int type, bool rcv_shutdown, uint32_t bytes,
+                                                  std::vector<std::vector<uint8_t>>& from) {
   std::vector<std::vector<uint8_t>> queue;
   PeekOffset off(s, 0);
+  sockaddr_un name{};
+  std::vector<uint8_t> current_from;
   std::vector<uint8_t> buf(256 * 1024);
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(ucred)) + 256];
   bool stream = type == SOCK_STREAM;
   std::vector<uint8_t> current;
   uint64_t seen = 0;
+  if (type == SOCK_DGRAM) {
+    msghdr head{};
+    head.msg_name = &name;
+    head.msg_namelen = sizeof name;
+    head.msg_control = control;
+    head.msg_controllen = sizeof control;
+    if (peek_empty_head(s, head)) {
+      if (drop_passed_fds(head)) unsupported(pid, fd, "a unix socket with file descriptors in flight (SCM_RIGHTS)");
+      auto* a = reinterpret_cast<const uint8_t*>(&name);
+      queue.emplace_back();
+      from.emplace_back(a, a + std::min<size_t>(head.msg_namelen, sizeof name));
+    }
+  }
   for (;;) {
     iovec iov{buf.data(), buf.size()};
     msghdr msg{};
@@ -293,6 +337,10 @@ std::vector<std::vector<uint8_t>> peek_unix_queue(pid_t pid, int fd, int s, int 
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
+    if (type == SOCK_DGRAM) {
+      msg.msg_name = &name;
+      msg.msg_namelen = sizeof name;
+    }
     ssize_t n = recvmsg(s, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | (stream ? 0 : MSG_TRUNC));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -310,15 +358,24 @@ std::vector<std::vector<uint8_t>> peek_unix_queue(pid_t pid, int fd, int s, int 
     // A seqpacket socket at end of file returns 0 forever, like a message of length 0: once every
     // queued byte was seen, a 0 there is taken as the end (trailing empty messages are lost).
     if (n == 0 && type == SOCK_SEQPACKET && rcv_shutdown && seen >= bytes) break;
+    if (current.empty() && type == SOCK_DGRAM) {  // the first piece of a message names its sender
+      auto* a = reinterpret_cast<const uint8_t*>(&name);
+      current_from.assign(a, a + std::min<size_t>(msg.msg_namelen, sizeof name));
+    }
     current.insert(current.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(copied));
     seen += copied;
     if (static_cast<size_t>(n) <= buf.size()) {  // this message ends here
       queue.push_back(std::move(current));
       current.clear();
+      if (type == SOCK_DGRAM) from.push_back(std::move(current_from));
+      current_from.clear();
     }
     if (queue.size() > 1000000) throw Error(where(pid, fd) + "a unix socket's queue does not end");
   }
-  if (!current.empty()) queue.push_back(std::move(current));
+  if (!current.empty()) {
+    queue.push_back(std::move(current));
+    if (type == SOCK_DGRAM) from.push_back(std::move(current_from));
+  }
   return queue;
 }
 
@@ -360,6 +417,9 @@ void collect_unix(pid_t pid, int fd, int s, int nl, model::Socket& sk) {
   if (d->state == TCP_LISTEN) {
     sk.state = model::SocketState::listening;
     sk.backlog = static_cast<int32_t>(d->wqueue);  // sk_max_ack_backlog
+    // The connecting ends of the connections in its queue, oldest first: the kernel walks the
+    // listener's queue to list them (unix_diag, UDIAG_SHOW_ICONS); nothing is taken.
+    sk.pending_order.assign(d->icons.begin(), d->icons.end());
     return;
   }
   if (d->has_peer && d->peer != 0) {
@@ -377,7 +437,7 @@ void collect_unix(pid_t pid, int fd, int s, int nl, model::Socket& sk) {
     if (sk.pending && d->wqueue > 0)
       unsupported(pid, fd, "a unix socket whose connection is not accepted yet and holds data sent through it");
   }
-  sk.queue = peek_unix_queue(pid, fd, s, sk.type, (sk.shutdown & 1) != 0, d->rqueue);
+  sk.queue = peek_unix_queue(pid, fd, s, sk.type, (sk.shutdown & 1) != 0, d->rqueue, sk.queue_from);
 }
 
 // ---- TCP ---------------------------------------------------------------------------------------
@@ -453,6 +513,107 @@ void collect_tcp_repair(pid_t pid, int fd, int s, model::Socket& sk) {
   t.rcv_wup = w.rcv_wup;
 }
 
+// ---- UDP ---------------------------------------------------------------------------------------
+
+// Sets an int option for as long as it lives, then puts the value it found back (or nothing, if
+// the option could not be read).
+class TempOption {
+ public:
+  TempOption(int s, int level, int name, int value) : s_(s), level_(level), name_(name) {
+    socklen_t len = sizeof saved_;
+    ok_ = getsockopt(s, level, name, &saved_, &len) == 0 && setsockopt(s, level, name, &value, sizeof value) == 0;
+  }
+  ~TempOption() {
+    if (ok_) setsockopt(s_, level_, name_, &saved_, sizeof saved_);
+  }
+  TempOption(const TempOption&) = delete;
+  TempOption& operator=(const TempOption&) = delete;
+
+ private:
+  int s_, level_, name_, saved_ = 0;
+  bool ok_ = false;
+};
+
+// The datagrams waiting in a UDP socket, without taking them (udp(7)): MSG_PEEK from a peek
+// offset that moves past each datagram peeked whole (SO_PEEK_OFF works for UDP since Linux 4.9,
+// though socket(7) still names only unix sockets; checked on 6.18). Each comes with its sender's
+// address and, through IP_PKTINFO / IPV6_RECVPKTINFO turned on for the while (ip(7), ipv6(7):
+// the destination address is taken from the datagram's own header), the address it was sent to.
+// The options and the peek offset are put back as they were; the target is stopped meanwhile.
+void peek_udp_queue(pid_t pid, int fd, int s, model::Socket& sk) {
+  PeekOffset off(s, 0);
+  TempOption v4(s, IPPROTO_IP, IP_PKTINFO, 1);  // also for IPv4 datagrams on an IPv6 socket
+  std::optional<TempOption> v6;
+  if (sk.family == AF_INET6) v6.emplace(s, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+  // Larger than any datagram: 65535 bytes of IP packet, or what UDP_GRO glues together.
+  std::vector<uint8_t> buf(256 * 1024);
+  alignas(cmsghdr) char control[1024];
+  // The address a datagram was sent to, from its IP_PKTINFO / IPV6_PKTINFO.
+  auto destination = [](msghdr& msg) {
+    std::vector<uint8_t> to;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        in_pktinfo pi;
+        std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr = pi.ipi_addr;
+        auto* p = reinterpret_cast<const uint8_t*>(&a);
+        to.assign(p, p + sizeof a);
+      } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+        in6_pktinfo pi;
+        std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+        sockaddr_in6 a{};
+        a.sin6_family = AF_INET6;
+        a.sin6_addr = pi.ipi6_addr;
+        auto* p = reinterpret_cast<const uint8_t*>(&a);
+        to.assign(p, p + sizeof a);
+      }
+    }
+    return to;
+  };
+  {
+    sockaddr_storage from{};
+    msghdr head{};
+    head.msg_name = &from;
+    head.msg_namelen = sizeof from;
+    head.msg_control = control;
+    head.msg_controllen = sizeof control;
+    if (peek_empty_head(s, head)) {
+      auto* f = reinterpret_cast<const uint8_t*>(&from);
+      sk.queue.emplace_back();
+      sk.queue_from.emplace_back(f, f + std::min<size_t>(head.msg_namelen, sizeof from));
+      sk.queue_to.push_back(destination(head));
+    }
+  }
+  for (;;) {
+    sockaddr_storage from{};
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    // Without MSG_TRUNC: with it UDP moves the peek offset by the datagram's whole length even
+    // when a part was skipped (udp_recvmsg).
+    ssize_t n = recvmsg(s, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      throw_errno(where(pid, fd) + "reading the datagrams queued in a UDP socket");
+    }
+    if (msg.msg_flags & MSG_TRUNC) throw Error(where(pid, fd) + "a datagram queued in a UDP socket is larger than 256 KiB");
+    std::vector<uint8_t> to = destination(msg);
+    sk.queue.emplace_back(buf.begin(), buf.begin() + n);
+    auto* f = reinterpret_cast<const uint8_t*>(&from);
+    sk.queue_from.emplace_back(f, f + std::min<size_t>(msg.msg_namelen, sizeof from));
+    sk.queue_to.push_back(std::move(to));
+    if (sk.queue.size() > 1000000) throw Error(where(pid, fd) + "a UDP socket's queue does not end");
+  }
+}
+
 void collect_inet(pid_t pid, int fd, int s, model::Socket& sk) {
   sk.local = address(s, false);
   sk.peer = address(s, true);
@@ -461,7 +622,8 @@ void collect_inet(pid_t pid, int fd, int s, model::Socket& sk) {
   if (!tcp && !udp) unsupported(pid, fd, family_name(sk.family, sk.type, sk.protocol));
   if (udp) {
     sk.state = sk.peer.empty() ? model::SocketState::unconnected : model::SocketState::connected;
-    return;  // datagrams waiting to be read are not kept (UDP may lose them anyway)
+    peek_udp_queue(pid, fd, s, sk);
+    return;
   }
   tcp_info ti{};
   socklen_t tlen = sizeof ti;

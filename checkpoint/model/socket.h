@@ -57,8 +57,8 @@ struct Socket {
   uint64_t peer_ino = 0;             // unix: the inode of the socket it is connected to (0: none)
   int32_t backlog = 0;               // listening
   uint8_t shutdown = 0;              // bit 0: no more receiving, bit 1: no more sending
-  // Unix sockets: the messages queued for reading, oldest first (a stream socket's bytes are one
-  // message).
+  // Unix and UDP sockets: the messages queued for reading, oldest first (a stream socket's bytes
+  // are one message).
   std::vector<std::vector<uint8_t>> queue;
   // Options that differ from a fresh socket's (SO_PEEK_OFF among them, put back last).
   std::vector<SockOpt> options;
@@ -77,6 +77,15 @@ struct Socket {
   // Unix, connected: the other end was closed (its data, if any, is still to be read).
   bool peer_gone = false;
   uint64_t netns = 0;                 // the inode of the socket's network namespace (SIOCGSKNS)
+  // Datagram sockets (unix SOCK_DGRAM, UDP): for each message of `queue`, its sender's address as
+  // recvmsg(2) reports it (raw sockaddr bytes; empty: an unnamed unix sender).
+  std::vector<std::vector<uint8_t>> queue_from;
+  // UDP: for each message of `queue`, the address it was sent to (IP_PKTINFO / IPV6_PKTINFO, ip(7),
+  // ipv6(7)) as a sockaddr_in / sockaddr_in6 with port 0; empty: not known.
+  std::vector<std::vector<uint8_t>> queue_to;
+  // Unix listeners: the inodes of the connecting ends of the connections waiting for accept(2),
+  // oldest first (UNIX_DIAG_ICONS, sock_diag(7)).
+  std::vector<uint64_t> pending_order;
 
   template <class A>
   void serialize(A& a) {
@@ -84,7 +93,7 @@ struct Socket {
       CEREAL_NVP(local), CEREAL_NVP(peer), CEREAL_NVP(peer_ino), CEREAL_NVP(backlog), CEREAL_NVP(shutdown),
       CEREAL_NVP(queue), CEREAL_NVP(options), CEREAL_NVP(tcp), CEREAL_NVP(bind_path), CEREAL_NVP(unlinked),
       CEREAL_NVP(name_ino), CEREAL_NVP(file_mode), CEREAL_NVP(file_uid), CEREAL_NVP(file_gid), CEREAL_NVP(pending),
-      CEREAL_NVP(peer_gone), CEREAL_NVP(netns));
+      CEREAL_NVP(peer_gone), CEREAL_NVP(netns), CEREAL_NVP(queue_from), CEREAL_NVP(queue_to), CEREAL_NVP(pending_order));
   }
 };
 

@@ -7,6 +7,8 @@
 // datagram sockets connected to a named one of the image, listeners (unix and TCP), and
 // established TCP connections, both ends at once through TCP_REPAIR (tcp(7)). Everything else is
 // standalone and made by its own process (make_socket): bound, listening, UDP bound or connected.
+// Queued datagrams come back from their senders' addresses (socket_queues.cc); connections waiting
+// for accept(2) queue up again in the order they waited in.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,12 +18,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <map>
 #include <set>
 
 #include "checkpoint/restore/apply.h"
+#include "checkpoint/restore/socket_queues.h"
 #include "util/error.h"
 #include "util/fd.h"
 
@@ -219,21 +223,6 @@ void apply_shutdown(int s, const model::Socket& sk) {
   if (sk.shutdown & 1) shutdown(s, SHUT_RD);
 }
 
-// A datagram socket standing alone, bound to a name, gets its queued messages back from a
-// socket of our own (the original senders' addresses are not kept).
-void refill_named_dgram(int s, const model::Fd& f) {
-  const auto& sk = sock(f);
-  if (sk.queue.empty()) return;
-  sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getsockname(s, reinterpret_cast<sockaddr*>(&ss), &len) != 0 || len <= offsetof(sockaddr_un, sun_path))
-    throw Error(fd_s(f) + "the messages queued in an unnamed unix datagram socket cannot be put back");
-  UniqueFd w(socket(AF_UNIX, sk.type | SOCK_CLOEXEC, 0));
-  if (!w) throw_errno("socket");
-  if (connect(w.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw_errno(fd_s(f) + "reaching a unix datagram socket to refill it");
-  refill(w.get(), sk.queue, sk.type, f);
-}
-
 // A standalone socket (see the top of the file), in the state the image gives, without its
 // descriptor flags. `taken`/`unlink_later` as for bind_unix.
 UniqueFd make_standalone(const model::Fd& f, std::set<std::vector<uint8_t>>* taken, std::vector<std::string>& unlink_later) {
@@ -242,6 +231,9 @@ UniqueFd make_standalone(const model::Fd& f, std::set<std::vector<uint8_t>>* tak
   apply_options(s.get(), f, false);
   if (is_unix(sk)) {
     std::string later = bind_unix(s.get(), f, taken);
+    // A datagram socket's messages come back from their senders' names, before it is connected
+    // (a connected one takes datagrams from its peer only, unix(7)).
+    if (sk.type == SOCK_DGRAM) refill_unix_dgram(s.get(), sk, fd_s(f));
     if (listening(sk)) {
       if (listen(s.get(), sk.backlog) != 0) throw_errno(fd_s(f) + "listen");
     } else if (connected(sk)) {
@@ -250,11 +242,12 @@ UniqueFd make_standalone(const model::Fd& f, std::set<std::vector<uint8_t>>* tak
         throw Error(fd_s(f) + "a connected unix socket must be made with its peer");
       connect_to(s.get(), sk.peer, f);
     }
-    if (sk.type != SOCK_STREAM && !listening(sk) && !connected(sk)) refill_named_dgram(s.get(), f);
     if (!later.empty()) unlink_later.push_back(later);
   } else if (is_tcp(sk) || sk.type == SOCK_DGRAM) {
     if (is_tcp(sk) && connected(sk)) throw Error(fd_s(f) + "an established TCP connection must be made with its peer");
     bind_inet(s.get(), f);
+    // Queued datagrams before connect(2): a connected UDP socket drops those from elsewhere.
+    if (sk.type == SOCK_DGRAM) refill_udp(s.get(), sk, fd_s(f));
     if (listening(sk) && listen(s.get(), sk.backlog) != 0) throw_errno(fd_s(f) + "listen");
     if (connected(sk)) connect_to(s.get(), sk.peer, f);
   } else {
@@ -484,14 +477,24 @@ void make_socket_pairs(const model::Image& img, std::map<uint64_t, int>& objects
     Entry* p = peer_of(e);
     if (!p || p->s->peer_ino == e.s->ino) continue;
     new_unix(e);
+    // Its queue: what came from elsewhere can only have come before it was connected, so those
+    // messages go first, from their senders' names; the tail that came from its peer is sent by
+    // the peer itself once connected (a peer is not held to the receiver's max_dgram_qlen,
+    // unix(7)).
+    size_t tail = e.s->queue.size();
+    if (e.s->type == SOCK_DGRAM)
+      while (tail > 0 && tail - 1 < e.s->queue_from.size() && e.s->queue_from[tail - 1] == p->s->local) tail--;
+    if (e.s->type == SOCK_DGRAM) refill_unix_dgram(e.fd.get(), *e.s, fd_s(*e.f), 0, tail);
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(p->fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0 || len <= offsetof(sockaddr_un, sun_path))
       throw Error(fd_s(*e.f) + "a unix socket connected to an unnamed one cannot be connected again");
     if (connect(e.fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw_errno(fd_s(*e.f) + "connecting a unix socket again");
+    if (e.s->type == SOCK_DGRAM) refill_unix_dgram(e.fd.get(), *e.s, fd_s(*e.f), tail, SIZE_MAX, p->fd.get());
   }
-  // (The kernel does not say in which order a listener's waiting connections came, so they
-  // queue up again in the image's order.)
+  // Connections not yet accepted queue up again in the order they waited in (the listener's
+  // pending_order, from UNIX_DIAG_ICONS); any it does not list come after, in the image's order.
+  std::vector<std::pair<Entry*, Entry*>> waiting;  // (connection, listener)
   for (auto& e : all) {
     if (e.fd || !is_unix(*e.s) || !connected(*e.s) || !e.s->pending) continue;
     Entry* l = nullptr;
@@ -499,9 +502,16 @@ void make_socket_pairs(const model::Image& img, std::map<uint64_t, int>& objects
       if (is_unix(*c.s) && listening(*c.s) && c.s->netns == e.s->netns && c.s->type == e.s->type && c.s->local == e.s->peer)
         l = &c;
     if (!l) throw Error(fd_s(*e.f) + "the listener of a connection not yet accepted is not in the image");
-    if (!connect_listener(e, *l))
-      throw_errno(fd_s(*e.f) + "connecting again to " + printable(l->s->local) + " (a connection not yet accepted)");
+    waiting.push_back({&e, l});
   }
+  auto rank = [](const std::pair<Entry*, Entry*>& w) {
+    const auto& order = w.second->s->pending_order;
+    return std::find(order.begin(), order.end(), w.first->s->ino) - order.begin();
+  };
+  std::stable_sort(waiting.begin(), waiting.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  for (auto [e, l] : waiting)
+    if (!connect_listener(*e, *l))
+      throw_errno(fd_s(*e->f) + "connecting again to " + printable(l->s->local) + " (a connection not yet accepted)");
   // 4. The queued data of everything made so far, then shutdown states.
   for (auto& e : all) {
     if (!e.fd || !is_unix(*e.s) || !connected(*e.s) || e.s->peer_gone) continue;

@@ -2,7 +2,8 @@
 // verified from inside the restored program: unix socketpairs with data queued both ways, a named
 // unix listener with an accepted and a waiting connection, unix sockets in less common states,
 // TCP listeners, UDP sockets, and an established TCP connection inside a sandbox's own network
-// namespace (TCP_REPAIR). What crbox cannot take (a netlink socket, a descriptor in flight, an
+// namespace (TCP_REPAIR), datagrams waiting in UDP and unix datagram sockets (with their senders'
+// addresses, and untouched by the checkpoint). What crbox cannot take (a netlink socket, a descriptor in flight, an
 // established connection on the host's network) is refused in one sentence and the program runs
 // on untouched.
 #include <gtest/gtest.h>
@@ -125,8 +126,59 @@ TEST_P(SocketWhere, UdpBoundAndConnectedSocketsWork) {
   EXPECT_EQ(round_trip(GetParam(), "sock_udp", {}, "udp "), "udp ok");
 }
 
+// Three connections waiting for accept(2) come back in the order they waited in, not in the
+// order of their descriptors.
+TEST_P(SocketWhere, UnixWaitingConnectionsKeepTheirOrder) {
+  Where w = GetParam();
+  ScratchDir names;
+  std::string path = w == Where::Plain ? names / "order.sock" : "/tmp/order.sock";
+  EXPECT_EQ(round_trip(w, "sock_unix_order", {path}, "unixorder "), "unixorder ok");
+}
+
 INSTANTIATE_TEST_SUITE_P(, SocketWhere, ::testing::Values(Where::Plain, Where::Sandbox, Where::NetNone),
                          [](const auto& info) { return where_name(info.param); });
+
+// ---- datagrams waiting unread ----------------------------------------------------------------
+
+// sock_dgram_queue's arguments: the kind, and for unix a folder for the socket files.
+std::vector<std::string> dgram_args(Where w, const std::string& kind, const ScratchDir& names) {
+  if (kind != "unix") return {kind};
+  return {kind, w == Where::Plain ? names.path() : "/tmp"};
+}
+
+class SocketQueued : public SocketTest, public ::testing::WithParamInterface<std::tuple<Where, std::string>> {};
+
+// UDP (IPv4, IPv6, an IPv6 socket taking both, one sender not local) and named unix datagram
+// sockets holding datagrams of several sizes from several senders: after the restart each
+// arrives once, in order, from its sender's address.
+TEST_P(SocketQueued, DatagramsArriveOnceInOrderFromTheirSenders) {
+  auto [w, kind] = GetParam();
+  ScratchDir names;
+  EXPECT_EQ(round_trip(w, "sock_dgram_queue", dgram_args(w, kind, names), "dgq "), "dgq ok");
+}
+
+// The checkpoint only peeks: the original, left running, reads every datagram once.
+TEST_P(SocketQueued, OriginalStillReadsEveryDatagramOnce) {
+  auto [w, kind] = GetParam();
+  ScratchDir dir, names;
+  std::string why;
+  auto orig = start(w, "sock_dgram_queue", dgram_args(w, kind, names), dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path())));
+  ASSERT_TRUE(released(orig.pid));
+  ::kill(orig.pid, SIGUSR1);
+  auto line = next_starting(*orig.child, "dgq ", 30s);
+  ASSERT_TRUE(line) << orig.child->output();
+  EXPECT_EQ(*line, "dgq ok");
+}
+
+INSTANTIATE_TEST_SUITE_P(, SocketQueued,
+                         ::testing::Combine(::testing::Values(Where::Plain, Where::Sandbox, Where::NetNone),
+                                            ::testing::Values("udp4", "udp6", "udp46", "unix")),
+                         [](const auto& info) {
+                           return where_name(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
+                         });
 
 // A restart while the original still holds the listener's name fails, saying the name is in use.
 TEST_F(SocketTest, UnixListenerNameInUseRefusesRestart) {
