@@ -2,7 +2,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "checkpoint/dump/collect.h"
+#include "checkpoint/proc/misc.h"
 #include "checkpoint/proc/stat.h"
 #include "checkpoint/proc/status.h"
 #include "util/error.h"
@@ -53,8 +56,15 @@ void collect_task(pid_t pid, model::Process& p) {
   p.rlimits.clear();
   for (int r = 0; r < RLIM_NLIMITS; r++) {
     rlimit lim{};
-    if (prlimit(pid, static_cast<__rlimit_resource>(r), nullptr, &lim) != 0)
-      throw_errno("reading the resource limits of pid " + std::to_string(pid));
+    if (prlimit(pid, static_cast<__rlimit_resource>(r), nullptr, &lim) != 0) {
+      // prlimit(2) on another user's process wants CAP_SYS_RESOURCE, which root may lack (a
+      // container's bounding set); /proc/PID/limits says the same to anyone.
+      if (errno != EPERM) throw_errno("reading the resource limits of pid " + std::to_string(pid));
+      p.rlimits.clear();
+      for (const auto& l : proc::parse_limits(read_file(base + "/limits")))
+        if (l.resource < RLIM_NLIMITS) p.rlimits.push_back({l.resource, l.soft, l.hard});
+      break;
+    }
     p.rlimits.push_back({r, lim.rlim_cur, lim.rlim_max});
   }
 }

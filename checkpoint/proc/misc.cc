@@ -2,6 +2,7 @@
 #include "checkpoint/proc/misc.h"
 
 #include <elf.h>
+#include <sys/resource.h>
 
 #include <cstring>
 
@@ -62,6 +63,38 @@ TimensOffsets parse_timens_offsets(std::string_view text) {
     // other clocks are not offset by time namespaces today; ignore them
   }
   return t;
+}
+
+// /proc/PID/limits (proc(5)): a header line, then one row per resource in RLIMIT_* order, the
+// name padded to 25 columns, then the soft and hard limits ("unlimited" or a number), then the
+// unit (which some rows leave empty). Names contain spaces, so the fields are taken from column
+// 26 on. Readable by anyone, unlike prlimit(2) on another user's process.
+std::vector<Limit> parse_limits(std::string_view text) {
+  std::vector<Limit> out;
+  auto value = [&](std::string_view f, std::string_view line) -> uint64_t {
+    if (f == "unlimited") return RLIM_INFINITY;
+    auto v = parse_u64(f);
+    if (!v) throw Error("malformed /proc/PID/limits line \"" + std::string(line) + "\".");
+    return *v;
+  };
+  bool header = true;
+  for (std::string_view line : split(text, '\n')) {
+    if (trim(line).empty()) continue;
+    if (header) {
+      header = false;
+      continue;
+    }
+    if (line.size() <= 26) throw Error("malformed /proc/PID/limits line \"" + std::string(line) + "\".");
+    std::vector<std::string_view> f;
+    for (auto x : split(line.substr(26), ' '))
+      if (!x.empty()) f.push_back(x);
+    if (f.size() < 2) throw Error("malformed /proc/PID/limits line \"" + std::string(line) + "\".");
+    out.push_back({static_cast<int>(out.size()), value(f[0], line), value(f[1], line)});
+  }
+  if (out.size() < RLIM_NLIMITS)
+    throw Error("/proc/PID/limits lists " + std::to_string(out.size()) + " resources, fewer than the " +
+                std::to_string(RLIM_NLIMITS) + " this program knows.");
+  return out;
 }
 
 }  // namespace crbox::proc

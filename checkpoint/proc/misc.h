@@ -1,4 +1,4 @@
-// Smaller /proc files: auxv, children, timens_offsets.
+// Smaller /proc files: auxv, children, timens_offsets, limits.
 #pragma once
 
 #include <sys/types.h>
@@ -22,5 +22,14 @@ struct TimensOffsets {
   int64_t boottime_ns = 0;
 };
 TimensOffsets parse_timens_offsets(std::string_view text);
+
+// /proc/PID/limits: (resource, soft, hard) for every row, in RLIMIT_* order (the kernel prints
+// one row per resource, by number); "unlimited" is RLIM_INFINITY. Throws crbox::Error when a row
+// does not parse or there are fewer rows than RLIM_NLIMITS.
+struct Limit {
+  int resource = 0;
+  uint64_t soft = 0, hard = 0;
+};
+std::vector<Limit> parse_limits(std::string_view text);
 
 }  // namespace crbox::proc

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <gtest/gtest.h>
 #include <sys/auxv.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -120,4 +121,54 @@ TEST(ProcPagemap, ReadBeyondAddressSpaceFails) {
   UniqueFd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(fd);
   EXPECT_THROW(read_pagemap(fd.get(), 0xfffffffffffff000ull, 4), Error);
+}
+
+TEST(ProcLimits, ParsesRowsInResourceOrder) {
+  const char* text =
+      "Limit                     Soft Limit           Hard Limit           Units     \n"
+      "Max cpu time              unlimited            unlimited            seconds   \n"
+      "Max file size             unlimited            unlimited            bytes     \n"
+      "Max data size             unlimited            unlimited            bytes     \n"
+      "Max stack size            8388608              unlimited            bytes     \n"
+      "Max core file size        0                    unlimited            bytes     \n"
+      "Max resident set          unlimited            unlimited            bytes     \n"
+      "Max processes             95312                95312                processes \n"
+      "Max open files            1024                 524288               files     \n"
+      "Max locked memory         8388608              8388608              bytes     \n"
+      "Max address space         unlimited            unlimited            bytes     \n"
+      "Max file locks            unlimited            unlimited            locks     \n"
+      "Max pending signals       95312                95312                signals   \n"
+      "Max msgqueue size         819200               819200               bytes     \n"
+      "Max nice priority         0                    0                    \n"
+      "Max realtime priority     0                    0                    \n"
+      "Max realtime timeout      unlimited            unlimited            us        \n";
+  auto l = parse_limits(text);
+  ASSERT_EQ(l.size(), 16u);
+  EXPECT_EQ(l[RLIMIT_STACK].resource, RLIMIT_STACK);
+  EXPECT_EQ(l[RLIMIT_STACK].soft, 8388608u);
+  EXPECT_EQ(l[RLIMIT_STACK].hard, RLIM_INFINITY);
+  EXPECT_EQ(l[RLIMIT_NOFILE].soft, 1024u);
+  EXPECT_EQ(l[RLIMIT_NOFILE].hard, 524288u);
+  EXPECT_EQ(l[RLIMIT_NICE].soft, 0u);  // a row without a unit
+  EXPECT_EQ(l[RLIMIT_RTTIME].hard, RLIM_INFINITY);
+}
+
+TEST(ProcLimits, MalformedOrShortIsAnError) {
+  EXPECT_THROW(parse_limits("Limit  Soft Limit  Hard Limit  Units\nMax cpu time              lots                 unlimited\n"),
+               Error);
+  EXPECT_THROW(parse_limits("Limit                     Soft Limit           Hard Limit           Units     \n"
+                            "Max cpu time              unlimited            unlimited            seconds   \n"),
+               Error);
+}
+
+// What the kernel prints for this process is what getrlimit(2) says.
+TEST(ProcLimits, ReadsOwnLimits) {
+  auto l = parse_limits(read_file("/proc/self/limits"));
+  ASSERT_GE(l.size(), static_cast<size_t>(RLIM_NLIMITS));
+  for (int r = 0; r < RLIM_NLIMITS; r++) {
+    rlimit lim{};
+    ASSERT_EQ(getrlimit(static_cast<__rlimit_resource>(r), &lim), 0);
+    EXPECT_EQ(l[r].soft, lim.rlim_cur) << "resource " << r;
+    EXPECT_EQ(l[r].hard, lim.rlim_max) << "resource " << r;
+  }
 }
