@@ -154,27 +154,11 @@ std::string token_after(const std::string& line, const std::string& key);
 
 // ---- a child with a writable stdin ---------------------------------------------------------
 
-// Like harness Child, plus a pipe on stdin.
-class PipedChild {
+// A Child with a pipe on its stdin.
+class PipedChild : public Child {
  public:
-  explicit PipedChild(const std::vector<std::string>& argv, const std::string& cwd = "");
-  ~PipedChild();
-  PipedChild(const PipedChild&) = delete;
-  PipedChild& operator=(const PipedChild&) = delete;
-  pid_t pid() const { return pid_; }
-  std::optional<std::string> read_line(std::chrono::milliseconds timeout = 20s);
-  std::optional<std::string> wait_for(const std::string& needle, std::chrono::milliseconds timeout = 20s);
-  bool write(const std::string& s);
-  std::optional<int> wait(std::chrono::milliseconds timeout = 20s);
-  void kill(int sig = 9);
-  const std::string& output() const { return all_; }
-
- private:
-  pid_t pid_ = -1;
-  int out_fd_ = -1, in_fd_ = -1;
-  bool reaped_ = false;
-  int status_ = -1;
-  std::string buf_, all_;
+  explicit PipedChild(const std::vector<std::string>& argv, const std::string& cwd = "")
+      : Child(argv, cwd, Stdin::pipe) {}
 };
 
 // ---- reading program output ----------------------------------------------------------------

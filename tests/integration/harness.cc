@@ -25,7 +25,8 @@ static int decode_status(int st) {
   return -1;
 }
 
-static pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd, int out_fd, int err_fd) {
+// in_fd -1: /dev/null.
+static pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd, int out_fd, int err_fd, int in_fd = -1) {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -33,8 +34,7 @@ static pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd,
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
+    dup2(in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY), 0);
     dup2(out_fd, 1);
     dup2(err_fd, 2);
     // Nothing the test runner inherited (a CI agent's pipes, say) leaks into the programs under test.
@@ -86,12 +86,22 @@ RunResult run(const std::vector<std::string>& argv, milliseconds timeout, const 
   return r;
 }
 
-Child::Child(const std::vector<std::string>& argv, const std::string& cwd) {
-  int p[2];
+Child::Child(const std::vector<std::string>& argv, const std::string& cwd, Stdin in) {
+  int p[2], i[2] = {-1, -1};
   if (pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  pid_ = spawn(argv, cwd, p[1], p[1]);
+  if (in == Stdin::pipe) {
+    if (pipe2(i, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    signal(SIGPIPE, SIG_IGN);  // a write to a program that is gone fails instead
+  }
+  pid_ = spawn(argv, cwd, p[1], p[1], i[0]);
   close(p[1]);
   out_fd_ = p[0];
+  if (i[0] >= 0) close(i[0]);
+  in_fd_ = i[1];
+}
+
+bool Child::write(const std::string& s) {
+  return in_fd_ >= 0 && ::write(in_fd_, s.data(), s.size()) == static_cast<ssize_t>(s.size());
 }
 
 Child::~Child() {
@@ -101,6 +111,7 @@ Child::~Child() {
     waitpid(pid_, nullptr, 0);
   }
   if (out_fd_ >= 0) close(out_fd_);
+  if (in_fd_ >= 0) close(in_fd_);
 }
 
 std::optional<std::string> Child::read_line(milliseconds timeout) {

@@ -26,10 +26,12 @@ struct RunResult {
 RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = std::chrono::seconds(60),
               const std::string& cwd = "");
 
-// A child process whose stdout (and stderr, merged) is a pipe read by the test.
+// A child process whose stdout (and stderr, merged) is a pipe read by the test; its stdin is
+// /dev/null, or with Stdin::pipe a pipe the test writes to (write()).
 class Child {
  public:
-  explicit Child(const std::vector<std::string>& argv, const std::string& cwd = "");
+  enum class Stdin { null, pipe };
+  explicit Child(const std::vector<std::string>& argv, const std::string& cwd = "", Stdin in = Stdin::null);
   ~Child();  // kills the process group if still running
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -45,10 +47,12 @@ class Child {
   // Waits for exit; returns exit code or 128+signal, or nullopt on time-out.
   std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   void kill(int sig = 9);
+  // Writes all of s to its stdin (Stdin::pipe only); false if it could not.
+  bool write(const std::string& s);
 
  private:
   pid_t pid_ = -1;
-  int out_fd_ = -1;
+  int out_fd_ = -1, in_fd_ = -1;
   bool reaped_ = false;
   int status_ = -1;
   std::string buf_;
