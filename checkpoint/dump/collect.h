@@ -47,9 +47,20 @@ struct SaveOptions {
   bool priv = false;     // files mapped MAP_PRIVATE (shared libraries among them)
   bool shared = false;   // files mapped MAP_SHARED
 };
-// contents.cc: the content of memfds, of files deleted while open or mapped, and of the files
-// `save` asks for, into Image::contents; sets the content ids of fds, VMAs and executables.
-void collect_contents(model::Image& img, const SaveOptions& save);
+// contents.cc: which file contents go in the bundle — memfds, files deleted while open or mapped,
+// the files `save` asks for: a model::FileContent each in Image::contents (id, path, mode, identity,
+// size; no bytes), and where to read it; sets the content ids of fds, VMAs and executables.
+struct ContentSource {
+  uint64_t id = 0;
+  std::string ref;   // /proc/PID/fd/N, /proc/PID/map_files/A-B or /proc/PID/exe
+  std::string path;  // as the process saw it, for messages
+  uint64_t dev = 0, ino = 0;
+  uint64_t size = 0;  // FileContent::size: what the content sections will hold
+};
+std::vector<ContentSource> collect_contents(model::Image& img, const SaveOptions& save);
+// contents.cc: after the model, each content's bytes, streamed from its source into content
+// sections in bounded chunks (never a whole file in memory).
+void dump_contents(const std::vector<ContentSource>& sources, image::BundleWriter& w);
 // A content id placeholder set by the collectors: "this fd or VMA needs its file's content".
 inline constexpr uint64_t kContentPending = ~0ull;
 // locks.cc: the locks an fd holds, from its fdinfo "lock:" lines.

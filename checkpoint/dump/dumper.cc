@@ -306,7 +306,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   resolve_descriptions(img.processes);
   for (const auto& p : img.processes)
     if (!p.zombie) collect_pipes(p.host_pid, p, img.pipes);
-  collect_contents(img, SaveOptions{opt.save_exe, opt.save_private, opt.save_shared});
+  auto content_sources = collect_contents(img, SaveOptions{opt.save_exe, opt.save_private, opt.save_shared});
   collect_ipc(img.processes, sandbox ? pid : 0, img.ipc);
 
   image::BundleWriter w(out_fd, out_name);
@@ -316,6 +316,7 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   h.kernel_release = u.release;
   w.write_header(h);
   w.write_model(img);
+  dump_contents(content_sources, w);  // file contents: after the model, before the pages
   for (auto& p : img.processes)
     if (!p.zombie) stats.pages += dump_pages(p.host_pid, p, w);
   w.finish();

@@ -21,6 +21,7 @@ std::string section_name(uint32_t type) {
     case kSectionModel: return "model";
     case kSectionPages: return "pages";
     case kSectionEnd: return "end";
+    case kSectionContent: return "content";
     default: return "unknown type " + std::to_string(type);
   }
 }

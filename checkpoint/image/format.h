@@ -35,6 +35,7 @@ enum SectionType : uint32_t {
   kSectionModel = 1,
   kSectionPages = 2,
   kSectionEnd = 3,
+  kSectionContent = 4,  // from 3.0
 };
 inline constexpr uint32_t kSectionSkippable = 1u << 0;
 
@@ -42,13 +43,18 @@ inline constexpr uint32_t kSectionSkippable = 1u << 0;
 // page boundary of the stream, then the page data.
 inline constexpr size_t kBatchHeaderSize = 8;
 inline constexpr size_t kRunSize = 16;
-// The END payload: u64 batches, u64 pages, u64 offset of the END section's header.
-inline constexpr size_t kEndPayloadSize = 24;
+// A content payload: u64 content id, u64 offset, u64 length, u32 flags (0), u32 reserved (0), then
+// `length` bytes of the file's content from `offset`.
+inline constexpr size_t kContentHeaderSize = 32;
+// The END payload: u64 batches, u64 pages, u64 offset of the END section's header, u64 content
+// sections, u64 content bytes.
+inline constexpr size_t kEndPayloadSize = 40;
 inline constexpr size_t kMaxEndPayload = 4096;
 
 // Bounds above which a length is corruption, not something to allocate.
 inline constexpr uint64_t kMaxModelBytes = 256ull << 20;
 inline constexpr uint64_t kMaxBatchData = 1ull << 30;
+inline constexpr uint64_t kMaxContentData = 64ull << 20;  // per content section
 inline constexpr uint64_t kMaxPageSize = 1ull << 21;  // 2 MiB; the largest base page of any arch we would support
 
 inline void put_u16(uint8_t* p, uint16_t v) {
@@ -75,7 +81,7 @@ inline uint64_t get_u64(const uint8_t* p) {
 // Zero bytes needed after stream offset `off` to reach a multiple of `align` (a power of two).
 inline uint64_t padding(uint64_t off, uint64_t align) { return (align - (off & (align - 1))) & (align - 1); }
 
-// The name of a section type in messages: "model", "pages", "end", or "unknown type N".
+// The name of a section type in messages: "model", "pages", "end", "content", or "unknown type N".
 std::string section_name(uint32_t type);
 
 // Streaming XXH3-64 (seed 0): identical to checksum() over the concatenated bytes.

@@ -134,6 +134,8 @@ struct Inspected {
   Header header;
   model::Image img;
   std::map<int32_t, PidPages> pages;
+  // Per content id: bytes and number of its content sections.
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> content;
   Totals totals;
   uint64_t trailing = 0;
   std::vector<std::string> warnings;
@@ -489,6 +491,11 @@ Inspected read_everything(int fd, const std::string& name) {
   BundleReader r(fd, name);
   in.header = r.read_header();
   in.img = r.read_model();
+  while (auto c = r.next_content()) {
+    auto& [bytes, sections] = in.content[c->id];
+    bytes += c->data.size();
+    sections += 1;
+  }
   while (auto b = r.next_pages()) {
     PidPages& pp = in.pages[b->pid];
     pp.batches += 1;
@@ -612,7 +619,10 @@ void inspect_bundle(int fd, const std::string& name, const InspectOptions& opt, 
     j.field("id", c.id);
     j.field("path", c.path);
     j.field("mode", octal(c.mode, 6));
-    j.field("bytes", c.data.size());
+    // The bytes are in content sections (the reader checked they add up to the size).
+    auto it = in.content.find(c.id);
+    j.field("bytes", c.size);
+    j.field("sections", it != in.content.end() ? it->second.second : 0);
     j.end_object();
   }
   j.end_array();
@@ -647,6 +657,12 @@ void inspect_bundle(int fd, const std::string& name, const InspectOptions& opt, 
     j.field("bytes", in.totals.pages * ps);
     j.end_object();
   }
+
+  j.key("content_sections");
+  j.begin_object();
+  j.field("sections", in.totals.content_sections);
+  j.field("bytes", in.totals.content_bytes);
+  j.end_object();
 
   j.key("verdict");
   j.begin_object();

@@ -146,7 +146,8 @@ BundleReader::Section BundleReader::next_section() {
     s.flags = get_u32(b + 4);
     s.length = get_u64(b + 8);
     s.checksum = get_u64(b + 16);
-    if (s.type == kSectionModel || s.type == kSectionPages || s.type == kSectionEnd) return s;
+    if (s.type == kSectionModel || s.type == kSectionPages || s.type == kSectionEnd || s.type == kSectionContent)
+      return s;
     if (!(s.flags & kSectionSkippable))
       throw Error(name_ + " needs a newer crbox: it holds a section of unknown type " + std::to_string(s.type) +
                   " at byte " + std::to_string(s.start) + " that cannot be skipped.");
@@ -179,15 +180,85 @@ model::Image BundleReader::read_model() {
   } catch (const std::exception& e) {
     corrupt("the model section at byte " + std::to_string(s.start) + " does not decode (" + e.what() + ")");
   }
+  // Every file content of the model comes in content sections, right after the model.
+  for (const auto& c : img.contents) {
+    Expected& e = expected_[c.id];
+    e.path = c.path;
+    e.size = c.size;
+  }
   stage_ = Stage::model;
   return img;
+}
+
+BundleReader::Section BundleReader::take_section() {
+  if (!pending_) return next_section();
+  Section s = *pending_;
+  pending_.reset();
+  return s;
+}
+
+void BundleReader::end_contents(uint64_t at) {
+  contents_done_ = true;
+  for (const auto& [id, e] : expected_)
+    if (e.received != e.size)
+      corrupt("the content of " + e.path + " (content " + std::to_string(id) + ") ends after " +
+              std::to_string(e.received) + " of its " + std::to_string(e.size) + " bytes, at byte " + std::to_string(at));
+}
+
+std::optional<ContentChunk> BundleReader::next_content() {
+  expect(Stage::model, "a content section");
+  if (contents_done_) return std::nullopt;
+  Section s = take_section();
+  const std::string at = " at byte " + std::to_string(s.start);
+  if (s.type != kSectionContent) {
+    pending_ = s;
+    end_contents(s.start);
+    return std::nullopt;
+  }
+  // Bounded before anything is allocated; the payload is checked whole before a byte is used.
+  if (s.length < kContentHeaderSize || s.length > kContentHeaderSize + kMaxContentData)
+    corrupt("the content section" + at + " claims " + std::to_string(s.length) +
+            " bytes (a content section holds at most 64 MiB)");
+  if (content_buf_.size() < s.length) content_buf_.resize(s.length);
+  get(s, content_buf_.data(), s.length);
+  check_checksum(s, checksum(content_buf_.data(), s.length));
+
+  const uint8_t* ch = content_buf_.data();
+  ContentChunk c;
+  c.id = get_u64(ch);
+  c.offset = get_u64(ch + 8);
+  const uint64_t len = get_u64(ch + 16);
+  const uint32_t flags = get_u32(ch + 24);
+  if (len == 0 || len != s.length - kContentHeaderSize || flags != 0 || get_u32(ch + 28) != 0)
+    corrupt("the content section" + at + " has an inconsistent chunk header");
+  auto it = expected_.find(c.id);
+  if (it == expected_.end())
+    corrupt("the content section" + at + " belongs to content " + std::to_string(c.id) +
+            ", which the model does not list");
+  Expected& e = it->second;
+  if (c.offset != e.received)
+    corrupt("the content section" + at + " holds bytes from " + std::to_string(c.offset) + " of " + e.path +
+            ", whose content so far ends at " + std::to_string(e.received));
+  if (len > e.size - e.received)
+    corrupt("the content section" + at + " runs past the end of " + e.path + " (" + std::to_string(e.size) +
+            " bytes)");
+  e.received += len;
+  c.data = std::span<const uint8_t>(ch + kContentHeaderSize, static_cast<size_t>(len));
+  c.section_start = s.start;
+  totals_.content_sections += 1;
+  totals_.content_bytes += len;
+  return c;
 }
 
 std::optional<PageBatch> BundleReader::next_pages() {
   if (done_) return std::nullopt;
   expect(Stage::model, "a page batch");
-  Section s = next_section();
+  // Contents nobody asked for are still read and checked (they come before the pages).
+  while (!contents_done_ && next_content()) {
+  }
+  Section s = take_section();
   const std::string at = " at byte " + std::to_string(s.start);
+  if (s.type == kSectionContent) corrupt("a content section appears" + at + ", after the page data");
 
   if (s.type == kSectionEnd) {
     if (s.length < kEndPayloadSize || s.length > kMaxEndPayload)
@@ -200,6 +271,11 @@ std::optional<PageBatch> BundleReader::next_pages() {
       corrupt("the end section" + at + " counts " + std::to_string(batches) + " page batches and " +
               std::to_string(pages) + " pages but the bundle holds " + std::to_string(totals_.batches) + " and " +
               std::to_string(totals_.pages));
+    uint64_t sections = get_u64(b + 24), bytes = get_u64(b + 32);
+    if (sections != totals_.content_sections || bytes != totals_.content_bytes)
+      corrupt("the end section" + at + " counts " + std::to_string(sections) + " content sections of " +
+              std::to_string(bytes) + " bytes but the bundle holds " + std::to_string(totals_.content_sections) +
+              " of " + std::to_string(totals_.content_bytes));
     done_ = true;
     stage_ = Stage::done;
     return std::nullopt;

@@ -107,6 +107,30 @@ void BundleWriter::write_model(const model::Image& img) {
   stage_ = Stage::model;
 }
 
+void BundleWriter::write_content(uint64_t id, uint64_t offset, std::span<const uint8_t> data) {
+  expect(Stage::model, "a content section");
+  if (pages_started_) throw Error("internal error writing " + name_ + ": a content section after the page data.");
+  if (data.empty() || data.size() > kMaxContentChunk)
+    throw Error("internal error writing " + name_ + ": a content section of " + std::to_string(data.size()) +
+                " bytes (at most 64 MiB).");
+  // The payload's checksum goes in the section header, before the payload: the chunk is in memory
+  // already, so it is hashed first and then written with its headers in one writev.
+  uint8_t head[kSectionHeaderSize + kContentHeaderSize] = {};
+  uint8_t* ch = head + kSectionHeaderSize;
+  put_u64(ch, id);
+  put_u64(ch + 8, offset);
+  put_u64(ch + 16, data.size());
+  Hasher h;
+  h.update(ch, kContentHeaderSize);
+  h.update(data.data(), data.size());
+  encode_section_header(head, kSectionContent, 0, kContentHeaderSize + data.size(), h.digest());
+  struct iovec iov[2] = {{head, sizeof head}, {const_cast<uint8_t*>(data.data()), data.size()}};
+  putv(iov, 2);
+  planned_ = offset_;
+  totals_.content_sections += 1;
+  totals_.content_bytes += data.size();
+}
+
 void BundleWriter::write_pages(int32_t pid, std::span<const PageRun> runs, const void* data, size_t len) {
   write_prepared(prepare_pages(pid, runs, data, len));
 }
@@ -116,6 +140,7 @@ BundleWriter::PreparedPages BundleWriter::prepare_pages(int32_t pid, std::span<c
   expect(Stage::model, "a page batch");
   PreparedPages b;
   if (runs.empty()) return b;
+  pages_started_ = true;
   uint64_t pages = 0;
   for (const PageRun& r : runs) {
     if (r.npages == 0 || r.npages > kMaxBatchData / page_size_ || r.vaddr % page_size_ != 0)
@@ -159,7 +184,7 @@ void BundleWriter::write_prepared(const PreparedPages& b) {
 
 void BundleWriter::write_extra_section(uint32_t type, bool skippable, std::span<const uint8_t> payload) {
   expect(Stage::model, "an extra section");
-  if (type == kSectionModel || type == kSectionPages || type == kSectionEnd)
+  if (type == kSectionModel || type == kSectionPages || type == kSectionEnd || type == kSectionContent)
     throw Error("internal error writing " + name_ + ": extra section type " + std::to_string(type) + " is reserved.");
   uint8_t sh[kSectionHeaderSize];
   encode_section_header(sh, type, skippable ? kSectionSkippable : 0, payload.size(),
@@ -176,6 +201,8 @@ void BundleWriter::finish() {
   put_u64(p, totals_.batches);
   put_u64(p + 8, totals_.pages);
   put_u64(p + 16, offset_);
+  put_u64(p + 24, totals_.content_sections);
+  put_u64(p + 32, totals_.content_bytes);
   encode_section_header(b, kSectionEnd, 0, kEndPayloadSize, checksum(p, kEndPayloadSize));
   put(b, sizeof b);
   totals_.bytes = offset_;

@@ -346,18 +346,20 @@ struct Sandbox {
   }
 };
 
-// The content of a file kept in the bundle: a memfd, a file deleted while open, or a mapped file
-// saved with --save-*. Restored as a memfd holding the same bytes.
+// A file whose content is kept in the bundle: a memfd, a file deleted while open, or a mapped file
+// saved with --save-*. Restored as a memfd holding the same bytes. The bytes themselves are not in
+// the model: they follow it in the bundle's content sections (docs/image-format.md), so the model
+// stays small whatever the files weigh.
 struct FileContent {
   uint64_t id = 0;    // Fd::content_id, Vma::content_id, MmFields::exe_content_id
   std::string path;   // as the process saw it (a memfd: "/memfd:NAME")
   uint32_t mode = 0;  // st_mode
   FileId file;
-  std::vector<uint8_t> data;
+  uint64_t size = 0;  // bytes, all in the content sections
 
   template <class A>
   void serialize(A& a) {
-    a(CEREAL_NVP(id), CEREAL_NVP(path), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(data));
+    a(CEREAL_NVP(id), CEREAL_NVP(path), CEREAL_NVP(mode), CEREAL_NVP(file), CEREAL_NVP(size));
   }
 };
 

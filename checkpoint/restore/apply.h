@@ -42,8 +42,13 @@ int make_fd(const model::Fd& f, const std::map<uint64_t, int>& contents);
 // locks), taken by the new process once `f` is at its number.
 void apply_description_locks(int fd, const model::Fd& f);
 void apply_process_locks(const model::Fd& f);
-// contents.cc, before the processes are made: a memfd per content of the bundle, at fds >= min_fd.
-std::map<uint64_t, int> make_contents(const std::vector<model::FileContent>& contents, int min_fd);
+// contents.cc, in cr_restart right after the model is read: the bundle's content sections, each
+// written into its content's memfd as it is read (content id -> memfd, close-on-exec).
+std::map<uint64_t, int> receive_contents(const model::Image& img, image::BundleReader& reader);
+// contents.cc, before the processes are made: a memfd per content of the bundle, at fds >= min_fd:
+// those `received` (moved there), and an empty one for each empty file.
+std::map<uint64_t, int> make_contents(const std::vector<model::FileContent>& contents, std::map<uint64_t, int> received,
+                                      int min_fd);
 // sockets.cc, in the new process: a socket that is not connected to another one of the image
 // (bound, listening, a TCP connection through TCP_REPAIR, ...). Throws.
 int make_socket(const model::Fd& f);

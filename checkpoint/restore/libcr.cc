@@ -4,6 +4,7 @@
 // runs again makes their cr_checkpoint() return a positive value.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -19,9 +20,12 @@ std::vector<int> keep_libcr_pages(const model::Image& img, const std::map<uint64
   const std::string name = std::string("/memfd:") + CRBOX_LIBCR_MEMFD_NAME;
   std::vector<int> out;
   for (const auto& c : img.contents) {
-    if (c.path != name || c.data.size() < sizeof(crbox_libcr_page)) continue;
+    if (c.path != name) continue;
     auto it = contents.find(c.id);
     if (it == contents.end()) continue;
+    // The memfd holds the content already (the bytes are not in the model).
+    struct stat st {};
+    if (fstat(it->second, &st) != 0 || st.st_size < static_cast<off_t>(sizeof(crbox_libcr_page))) continue;
     int fd = fcntl(it->second, F_DUPFD_CLOEXEC, 3);
     if (fd < 0) throw_errno("keeping the libcr page of the image");
     out.push_back(fd);

@@ -56,6 +56,7 @@ int restart(const RestoreOptions& opt, int fd, const std::string& name,
   plan.opt = opt;
   UniqueFd sync_read;
   try {
+    plan.files.contents = receive_contents(img, reader);  // the file contents follow the model
     sync_read.reset(prepare_tree(plan));
   } catch (...) {
     unlink_queues();

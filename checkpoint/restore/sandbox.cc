@@ -66,6 +66,7 @@ int restart_sandboxed(const RestoreOptions& opt, const model::Image& img, image:
   plan.img = &img;
   plan.opt = opt;
   plan.sandboxed = true;
+  plan.files.contents = receive_contents(img, reader);  // the file contents follow the model
   UniqueFd sync_read(prepare_tree(plan));
   std::set<int> inherited = plan.inherited_fds();
   auto close_inherited = [&inherited] {

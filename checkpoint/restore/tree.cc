@@ -272,7 +272,8 @@ int prepare_tree(TreePlan& plan) {
   plan.sync_fd = fcntl(fds[1], F_DUPFD, base);
   close(fds[1]);
   if (plan.sync_fd < 0) throw_errno("fcntl F_DUPFD");
-  plan.files.contents = make_contents(img.contents, base);
+  // plan.files.contents holds the memfds receive_contents filled; they move up to `base`.
+  plan.files.contents = make_contents(img.contents, std::move(plan.files.contents), base);
   plan.libcr_pages = keep_libcr_pages(img, plan.files.contents);
   plan.files.pipes = make_pipe_table(img.pipes, base);
   if (!plan.sandboxed) open_shared_objects(plan);

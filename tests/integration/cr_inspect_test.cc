@@ -67,7 +67,7 @@ TEST(CrInspect, NotABundle) {
 
 TEST(CrInspect, TruncatedHeader) {
   TempDir d;
-  write_bytes(d / "short.img", header_start(2, 0) + std::string(100, '\0'));
+  write_bytes(d / "short.img", header_start(3, 0) + std::string(100, '\0'));
   auto r = run({tool("cr_inspect"), d / "short.img"});
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.err, "cr_inspect: " + (d / "short.img") + " is truncated: the header ends at byte 112 of 4096.\n");
@@ -75,11 +75,11 @@ TEST(CrInspect, TruncatedHeader) {
 
 TEST(CrInspect, NewerFormat) {
   TempDir d;
-  write_bytes(d / "new.img", header_start(3, 3) + std::string(5000, '\0'));
+  write_bytes(d / "new.img", header_start(4, 3) + std::string(5000, '\0'));
   auto r = run({tool("cr_inspect"), d / "new.img"});
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.err, "cr_inspect: " + (d / "new.img") +
-                       " was written by a newer crbox (format 3.3); this crbox reads format 2.x.\n");
+                       " was written by a newer crbox (format 4.3); this crbox reads format 3.x.\n");
 }
 
 TEST(CrInspect, DirectoryAndStandardInput) {
@@ -134,20 +134,20 @@ TEST(CrInspect, RealCheckpoint) {
   EXPECT_EQ(s.out.find("\"vmas\": ["), std::string::npos);
   EXPECT_EQ(s.out.find("\"by_pid\""), std::string::npos);
 
-  // The last page of page data, one bit flipped: the end section is 56 bytes, the data before it.
+  // The last page of page data, one bit flipped: the end section is 72 bytes, the data before it.
   std::string bytes = read_bytes(d / "c.img");
   ASSERT_GT(bytes.size(), 8192u);
   std::string flipped = bytes;
-  flipped[bytes.size() - 56 - 100] ^= 0x10;
+  flipped[bytes.size() - 72 - 100] ^= 0x10;
   write_bytes(d / "flipped.img", flipped);
   auto f = run({tool("cr_inspect"), d / "flipped.img"});
   EXPECT_EQ(f.status, 1);
   EXPECT_EQ(f.out, "");
   EXPECT_NE(f.err.find("is corrupt: checksum mismatch in section 'pages' at byte "), std::string::npos) << f.err;
 
-  write_bytes(d / "cut.img", bytes.substr(0, bytes.size() - 56));
+  write_bytes(d / "cut.img", bytes.substr(0, bytes.size() - 72));
   auto t = run({tool("cr_inspect"), d / "cut.img"});
   EXPECT_EQ(t.status, 1);
   EXPECT_EQ(t.err, "cr_inspect: " + (d / "cut.img") + " is truncated: it ends at byte " +
-                       std::to_string(bytes.size() - 56) + " without an end section.\n");
+                       std::to_string(bytes.size() - 72) + " without an end section.\n");
 }

@@ -244,8 +244,9 @@ TEST(ImageBundle, NotABundle) {
 
 TEST(ImageBundle, NewerMajorVersionIsRefused) {
   std::string s = bundle_bytes();
-  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMajor, 3);
-  EXPECT_EQ(read_all(s), "b.img was written by a newer crbox (format 3.0); this crbox reads format 2.x.");
+  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMajor, 4);
+  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMinor, 0);
+  EXPECT_EQ(read_all(s), "b.img was written by a newer crbox (format 4.0); this crbox reads format 3.x.");
   // Only the first 12 bytes need to be there to tell.
   EXPECT_EQ(read_all(s.substr(0, 100)), read_all(s));
 }
@@ -253,7 +254,12 @@ TEST(ImageBundle, NewerMajorVersionIsRefused) {
 TEST(ImageBundle, OlderMajorVersionIsRefused) {
   std::string s = bundle_bytes();
   format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMajor, 1);
-  EXPECT_EQ(read_all(s), "b.img was written by an older crbox (format 1.0); this crbox reads format 2.x only.");
+  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMinor, 0);
+  EXPECT_EQ(read_all(s), "b.img was written by an older crbox (format 1.0); this crbox reads format 3.x only.");
+  // 2.x held file contents in the model, and its sockets had fewer fields.
+  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMajor, 2);
+  format::put_u16(reinterpret_cast<uint8_t*>(s.data()) + format::kOffMinor, 1);
+  EXPECT_EQ(read_all(s), "b.img was written by an older crbox (format 2.1); this crbox reads format 3.x only.");
 }
 
 TEST(ImageBundle, NewerMinorVersionIsRead) {

@@ -89,7 +89,7 @@ TEST(ImageInspect, DescribesEveryPart) {
   std::string j = inspect(img, make_batches());
 
   EXPECT_TRUE(has(j, "\"file\": \"b.img\"")) << j;
-  EXPECT_TRUE(has(j, "\"format\": \"2.0\""));
+  EXPECT_TRUE(has(j, "\"format\": \"3.0\""));
   EXPECT_TRUE(has(j, "\"page_size\": " + std::to_string(kPs)));
   EXPECT_TRUE(has(j, "\"hostname\": \"host-1\""));
   EXPECT_TRUE(has(j, "\"created\": \"2023-11-14T22:13:20.123456789Z\""));
@@ -162,4 +162,26 @@ TEST(ImageInspect, InvalidBundleThrowsAndPrintsNothing) {
     EXPECT_TRUE(has(e.what(), "b.img is truncated: ")) << e.what();
   }
   EXPECT_EQ(out.str(), "");
+}
+
+TEST(ImageInspect, ListsContentSections) {
+  model::Image img = make_image();
+  model::FileContent c;
+  c.id = 1;
+  c.path = "/memfd:scratch";
+  c.mode = 0100600;
+  c.size = 2500;
+  img.contents.push_back(c);
+  ContentBytes bytes;
+  bytes[1].assign(2500, 7);
+  UniqueFd fd(memfd_create("bundle", MFD_CLOEXEC));
+  write_bundle(fd.get(), img, make_batches(), {}, bytes, 1000);
+  lseek(fd.get(), 0, SEEK_SET);
+  std::ostringstream out;
+  inspect_bundle(fd.get(), "b.img", {}, out);
+  const std::string j = out.str();
+  EXPECT_TRUE(has(j, "\"path\": \"/memfd:scratch\",\n        \"mode\": \"100600\",\n        \"bytes\": 2500,\n"
+                     "        \"sections\": 3\n"))
+      << j;
+  EXPECT_TRUE(has(j, "\"content_sections\": {\n    \"sections\": 3,\n    \"bytes\": 2500\n  }")) << j;
 }

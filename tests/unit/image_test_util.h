@@ -3,8 +3,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cereal/archives/portable_binary.hpp>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -135,12 +137,24 @@ inline std::vector<Batch> make_batches() {
   return out;
 }
 
+// File contents for content sections, by content id (the model lists them without their bytes).
+using ContentBytes = std::map<uint64_t, std::vector<uint8_t>>;
+
+// Each content in chunks of at most `chunk` bytes (an empty one has none).
+inline void write_contents(BundleWriter& w, const ContentBytes& contents, size_t chunk) {
+  for (const auto& [id, bytes] : contents)
+    for (size_t off = 0; off < bytes.size(); off += chunk)
+      w.write_content(id, off, std::span<const uint8_t>(bytes.data() + off, std::min(chunk, bytes.size() - off)));
+}
+
 // Writes a complete bundle to fd.
 inline Totals write_bundle(int fd, const model::Image& img, const std::vector<Batch>& batches,
-                           const std::function<void(BundleWriter&)>& before_end = {}) {
+                           const std::function<void(BundleWriter&)>& before_end = {},
+                           const ContentBytes& contents = {}, size_t chunk = 1000) {
   BundleWriter w(fd, "test.img");
   w.write_header(host_header());
   w.write_model(img);
+  write_contents(w, contents, chunk);
   for (auto& b : batches) w.write_pages(b.pid, b.runs, b.data.data(), b.data.size());
   if (before_end) before_end(w);
   w.finish();
