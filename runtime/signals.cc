@@ -15,7 +15,7 @@ sigset_t forwarded_set(bool with_sigchld) {
   return set;
 }
 
-void reset_signals() {
+void reset_signal_handlers() {
   struct sigaction sa = {};
   sa.sa_handler = SIG_DFL;
   sigemptyset(&sa.sa_mask);
@@ -23,6 +23,10 @@ void reset_signals() {
     if (s == SIGKILL || s == SIGSTOP) continue;
     ::sigaction(s, &sa, nullptr);  // fails harmlessly for the signals glibc reserves
   }
+}
+
+void reset_signals() {
+  reset_signal_handlers();
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -16,5 +16,7 @@ sigset_t forwarded_set(bool with_sigchld);
 // For a child about to exec (or to become the application): every signal unblocked and every
 // disposition back to SIG_DFL (the mask survives execve(2); ignored dispositions too).
 void reset_signals();
+// Only the dispositions back to SIG_DFL; the mask stays as it is.
+void reset_signal_handlers();
 
 }  // namespace crbox::runtime

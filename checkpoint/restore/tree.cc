@@ -59,12 +59,11 @@ void spawn_orphan(const TreePlan& plan, size_t idx);
     // If cr_restart (or the process that made this one) dies first, so does the half-made one.
     // (Not for an orphan, whose maker exits on purpose; it dies with the sandbox's init.)
     if (!orphan) prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (plan.sandboxed) runtime::reset_signals();
     // Signals sent while the process is being made wait, blocked, for the image's own mask and
-    // handlers (set last, as it is let go); a default action now would kill it half-made.
-    sigset_t all;
-    sigfillset(&all);
-    sigprocmask(SIG_SETMASK, &all, nullptr);
+    // handlers (set last, as it is let go); a default action now would kill it half-made, and its
+    // maker's handlers (the sandbox init's, which forward signals) must not take one either. It
+    // was cloned with every signal blocked already (spawn_process), so none gets through here.
+    if (plan.sandboxed) runtime::reset_signal_handlers();
     bool root = p.pid == plan.img->root_pid;
     // Sessions and groups: a leader makes its own before its children are made, so they inherit
     // it. Outside a sandbox the root joins cr_restart's unless asked (--restore-sid/-pgid).
@@ -305,8 +304,16 @@ int prepare_tree(TreePlan& plan) {
 
 pid_t spawn_process(const TreePlan& plan, size_t idx, bool orphan) {
   const model::Process& p = plan.img->processes[idx];
+  // The new process exists (and can be sent signals: its pid is known) from the clone on; it
+  // starts with every signal blocked, the mask a child inherits (sigprocmask(2)).
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &old);
   pid_t c = clone_with_pid(plan.opt.restore_pid ? p.pid : 0);
   if (c == 0) tree_child_main(plan, idx, orphan);
+  int err = errno;
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  errno = err;
   return c;
 }
 
