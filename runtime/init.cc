@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "namespaces/mount.h"
 #include "namespaces/net.h"
@@ -23,6 +24,18 @@
 
 namespace crbox::runtime {
 namespace {
+
+// Whether the user bound a directory of its own over the sandbox's /tmp (--bind X:/tmp, or over
+// /). Then /tmp is not the sandbox's private tmpfs but maybe the host's /tmp, where a socket bound
+// by root would be trusted by the host's libcr programs: the socket is not bound at all.
+bool tmp_is_a_user_bind(const model::SandboxSpec& spec) {
+  for (const auto& b : spec.binds) {
+    std::string t = std::filesystem::path(b.target).lexically_normal().string();
+    while (t.size() > 1 && t.back() == '/') t.pop_back();
+    if (t == "/tmp" || t == "/") return true;
+  }
+  return false;
+}
 
 void noop_handler(int) {}
 
@@ -94,7 +107,12 @@ void run_init(const LaunchOptions& opts, const InitChannels& ch) {
     }
     // In the sandbox's own /tmp, so every process of it (and of a restart of it) finds it at the
     // same path; the launcher, outside, keeps the listening socket.
-    if (ch.request_socket >= 0) bind_request_socket(ch.request_socket);
+    // Not when /tmp is a directory the user bound (then no program of the sandbox can ask for its
+    // own checkpoint: docs/cli/cr_run.md).
+    if (ch.request_socket >= 0) {
+      if (!tmp_is_a_user_bind(spec)) bind_request_socket(ch.request_socket);
+      else ::close(ch.request_socket);
+    }
     struct sigaction sa = {};
     sa.sa_handler = noop_handler;
     sigemptyset(&sa.sa_mask);

@@ -65,6 +65,9 @@ void walk_tmp(const std::string& base, const std::string& rel, std::vector<model
   closedir(d);
   std::sort(names.begin(), names.end());
   for (const auto& n : names) {
+    // libcr's request socket (runtime/libcr/request_protocol.h) belongs to the launcher: a
+    // restart binds a new one.
+    if (rel.empty() && n == ".crbox-libcr.sock") continue;
     std::string r = rel + "/" + n;
     struct stat st {};
     if (lstat((base + r).c_str(), &st) != 0) continue;  // removed meanwhile

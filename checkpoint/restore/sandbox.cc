@@ -29,6 +29,9 @@ int64_t clock_ns(clockid_t c) {
 // Refills the new sandbox's private /tmp (run inside its init, where that tmpfs is mounted).
 void populate_tmp(const std::vector<model::TmpEntry>& entries) {
   for (const auto& e : entries) {
+    // The new sandbox's init has bound libcr's request socket there already (its own, for the
+    // new launcher): whatever an old bundle holds by that name is not put over it.
+    if (e.path == ".crbox-libcr.sock") continue;
     std::string path = "/tmp/" + e.path;
     mode_t perm = e.mode & 07777;
     if (S_ISDIR(e.mode)) {

@@ -456,9 +456,12 @@ static int remote_request(struct req *q, int s, const cr_checkpoint_args_t *args
   m.flags = args->cr_flags & (CRBOX_REQ_PTRACED_ALLOW | CRBOX_REQ_PTRACED_SKIP | CRBOX_REQ_PTRACER_SKIP |
                               CRBOX_REQ_DUMP_EXEC | CRBOX_REQ_DUMP_PRIVATE | CRBOX_REQ_DUMP_SHARED);
   /* Not "crbox-libcr...": the engine and the tests look for the page by that name. */
-  status_fd = (int)syscall(SYS_memfd_create, "crbox-request-status", MFD_CLOEXEC);
+  /* Sealed at its size (memfd_create(2), fcntl(2) F_ADD_SEALS): the server writes to it through
+   * a mapping, and refuses a page that could shrink under it. */
+  status_fd = (int)syscall(SYS_memfd_create, "crbox-request-status", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   void *at = MAP_FAILED;
   if (status_fd < 0 || ftruncate(status_fd, 4096) != 0 ||
+      fcntl(status_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 ||
       (at = mmap(NULL, sizeof *q->status, PROT_READ | PROT_WRITE, MAP_SHARED, status_fd, 0)) == MAP_FAILED) {
     err = errno;
     goto out;
@@ -467,7 +470,8 @@ static int remote_request(struct req *q, int s, const cr_checkpoint_args_t *args
   int dest = args->cr_fd;
   if (dest == CR_DEST_CWD) {
     /* context.TARGET in our working directory, as cr_checkpoint names it; the server writes it
-     * there (atomically, as cr_checkpoint does) through this descriptor. */
+     * there (atomically, as cr_checkpoint does) through this descriptor, creating and renaming
+     * the file with our filesystem ids, so it is ours and only where we may write. */
     dir_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0) {
       err = errno;

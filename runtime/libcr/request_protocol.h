@@ -9,16 +9,23 @@
  * holds the listening socket, the sandbox holds nothing.
  *
  * 1. libcr connects and sends one crbox_req_msg with three descriptors (SCM_RIGHTS), in order:
- *    the status memfd (one page, crbox_req_status), the log memfd (cr_checkpoint's stdout and
+ *    the status memfd (one page, crbox_req_status, sealed at that size with F_SEAL_SHRINK,
+ *    F_SEAL_GROW and F_SEAL_SEAL: the server writes it through a mapping and refuses with EINVAL
+ *    one without F_SEAL_SHRINK or shorter than a crbox_req_status), the log memfd (cr_checkpoint's stdout and
  *    stderr: the request's messages), and the destination: the writable fd the caller gave, or,
  *    for CR_DEST_CWD, its working directory (O_PATH) with dest_name "context.<target>".
  * 2. The server takes the requester's pid from SO_PEERCRED (translated into its own pid namespace
- *    by the kernel: unix(7)), refuses a requester or target outside its sandbox, translates the
- *    target to a host pid (/proc/PID/status NSpid) and answers one crbox_req_ack.
+ *    by the kernel: unix(7)), refuses a requester or target outside its sandbox, and a requester
+ *    that could not ptrace every process of the sandbox (EPERM; runtime/request_server.cc,
+ *    may_take_sandbox), translates the target to a host pid (/proc/PID/status NSpid), holds it
+ *    by a pidfd, and answers one crbox_req_ack. For a dest_name it creates the temporary file in
+ *    the directory as the requester (EACCES and the like are answered).
  * 3. libcr closes its end of the connection (and the directory); the server starts cr_checkpoint
  *    only then, so the requester holds no socket to the outside when it is checkpointed.
  * 4. When cr_checkpoint ends, the server stores its status in the status page (ended last) and
- *    wakes it (futex(2), shared). A copy restarted from the image holds a copy of the page that
+ *    wakes it (futex(2), shared). A request it accepted but drops (no hang-up within 10 s, the
+ *    launcher ending, the target gone before the start) is ended too, with exit status 1 (3:
+ *    target gone, 4: the rule failed at the start) and a message in the log memfd. A copy restarted from the image holds a copy of the page that
  *    nobody will end: libcr sees its restart counter move instead (CR_ERESTARTED). */
 #ifndef CRBOX_LIBCR_REQUEST_PROTOCOL_H
 #define CRBOX_LIBCR_REQUEST_PROTOCOL_H

@@ -159,4 +159,151 @@ TEST_F(LibcrSandbox, ARequesterOutsideTheSandboxIsRefused) {
   EXPECT_TRUE(next_counter(*box.child, 5s)) << "the sandbox runs on";
 }
 
+// A status memfd the server would write through a mapping must be sealed against shrinking: an
+// empty one (which killed cr_run with SIGBUS) and an unsealed page are refused with EINVAL, and
+// the server goes on serving (a real request then succeeds).
+TEST_F(LibcrSandbox, AnUnsealedStatusPageIsRefused) {
+  std::string why;
+  auto box = launch(Mode::Sandbox, "libcr_req_attack", {"unsealed", dir / "ok.ctx"}, dir.path(), &why);
+  ASSERT_GT(box.pid, 0) << why;
+  std::string einval = "ack err=" + std::to_string(EINVAL);
+  auto a1 = box.child->wait_for("ack err=", 20s);
+  ASSERT_TRUE(a1) << box.child->output();
+  EXPECT_EQ(*a1, einval) << "an empty status memfd";
+  auto a2 = box.child->wait_for("ack err=", 20s);
+  ASSERT_TRUE(a2) << box.child->output();
+  EXPECT_EQ(*a2, einval) << "a page that is not sealed";
+  auto last = box.child->wait_for("continued", 30s);
+  ASSERT_TRUE(last) << box.child->output();
+  ASSERT_TRUE(box.child->wait_for("done", 10s)) << box.child->output();
+  EXPECT_GT(file_size(dir / "ok.ctx"), 0);
+  EXPECT_TRUE(box.child->wait(10s)) << box.child->output();
+}
+
+// Thousands of idle connections: the server holds at most a few (the rest wait in the listener's
+// backlog or are refused), answers a broken request on the first one, and serves again once they
+// are gone; before, it accepted until out of descriptors and the next /proc read aborted cr_run.
+TEST_F(LibcrSandbox, AFloodOfConnectionsIsBounded) {
+  std::string why;
+  auto box = launch(Mode::Sandbox, "libcr_req_attack", {"flood", "3000", dir / "ok.ctx"}, dir.path(), &why);
+  ASSERT_GT(box.pid, 0) << why;
+  auto flood = box.child->wait_for("flood ", 30s);
+  ASSERT_TRUE(flood) << box.child->output();
+  EXPECT_LT(std::stoi(flood->substr(6)), 100) << "the server stops accepting at its cap";
+  auto ack = box.child->wait_for("ack err=", 30s);
+  ASSERT_TRUE(ack) << box.child->output();
+  EXPECT_EQ(*ack, "ack err=" + std::to_string(EBADF)) << "a request without descriptors";
+  ASSERT_TRUE(box.child->wait_for("continued", 40s)) << box.child->output();
+  ASSERT_TRUE(box.child->wait_for("done", 10s)) << box.child->output();
+  EXPECT_TRUE(box.child->wait(10s)) << box.child->output();
+}
+
+// A sandbox's checkpoint takes all of it: a requester that could not ptrace every process of it
+// (here uid 65534 beside a process of root's) is refused with EPERM, and nothing is written; once
+// it is alone with its own uid, its request is served.
+TEST_F(LibcrSandbox, ARequesterThatCouldNotPtraceTheSandboxIsRefused) {
+  ASSERT_EQ(chmod(dir.path().c_str(), 0777), 0);
+  std::string why;
+  auto box = launch(Mode::Sandbox, "libcr_req_attack", {"nobody", dir / "nb.ctx"}, dir.path(), &why);
+  ASSERT_GT(box.pid, 0) << why;
+  auto first = box.child->wait_for("failed errno=", 20s);
+  ASSERT_TRUE(first) << box.child->output();
+  EXPECT_EQ(*first, "failed errno=" + std::to_string(EPERM) + " (" + std::string(strerror(EPERM)) + ")");
+  EXPECT_EQ(file_size(dir / "nb.ctx"), 0) << "nothing was checkpointed";
+  ASSERT_TRUE(box.child->wait_for("continued", 30s)) << box.child->output();
+  EXPECT_GT(file_size(dir / "nb.ctx"), 0);
+  ASSERT_TRUE(box.child->wait_for("done", 10s)) << box.child->output();
+}
+
+// The target is taken by host pid when the request is answered, and checkpointed later: the
+// server checks through a pidfd that it is still the same process, and says so when it is gone.
+TEST_F(LibcrSandbox, ATargetGoneBeforeTheStartIsNotCheckpointed) {
+  std::string why;
+  auto box = launch(Mode::Sandbox, "libcr_req_attack", {"vanish", dir / "v.ctx"}, dir.path(), &why);
+  ASSERT_GT(box.pid, 0) << why;
+  auto line = box.child->wait_for("failed errno=", 20s);
+  ASSERT_TRUE(line) << box.child->output();
+  EXPECT_EQ(*line, "failed errno=" + std::to_string(ESRCH) + " (" + std::string(strerror(ESRCH)) + ")");
+  ASSERT_TRUE(box.child->wait_for("done", 10s)) << box.child->output();
+  EXPECT_NE(box.child->output().find("no longer exists"), std::string::npos) << box.child->output();
+  EXPECT_EQ(file_size(dir / "v.ctx"), 0);
+}
+
+// A requester that keeps the connection after the answer is dropped after the client time; its
+// status page is ended with an error (before, its cr_wait_checkpoint() waited forever).
+TEST_F(LibcrSandbox, ADroppedRequestEndsItsStatusPage) {
+  std::string why;
+  auto box = launch(Mode::Sandbox, "libcr_req_attack", {"nohangup", dir / "h.ctx"}, dir.path(), &why);
+  ASSERT_GT(box.pid, 0) << why;
+  auto ack = box.child->wait_for("ack err=", 20s);
+  ASSERT_TRUE(ack) << box.child->output();
+  EXPECT_EQ(*ack, "ack err=0");
+  auto ended = box.child->wait_for("ended ", 40s);
+  ASSERT_TRUE(ended) << box.child->output();
+  EXPECT_EQ(*ended, "ended state=1 exited=1 code=1");
+  ASSERT_TRUE(box.child->wait_for("done", 10s)) << box.child->output();
+  EXPECT_NE(box.child->output().find("did not hang up"), std::string::npos) << box.child->output();
+}
+
+// CR_DEST_CWD for a requester that is not root: the bundle is made as the requester (its own
+// file, no chown afterwards), mode 0600, and no temporary file is left.
+TEST_F(LibcrSandbox, TheBundleIsTheRequestersOwn) {
+  ASSERT_EQ(chmod(dir.path().c_str(), 0777), 0);
+  Child c({tool("cr_run"), "--sandbox", "--uid", "65534", "--gid", "65534", program("libcr_cwd_request"), "2", "50", "1"},
+          dir.path());
+  auto line = c.wait_for("continued i=", 30s);
+  ASSERT_TRUE(line) << c.output();
+  auto entries = dir.entries();
+  ASSERT_EQ(entries.size(), 1u) << ::testing::PrintToString(entries);
+  struct stat st{};
+  ASSERT_EQ(stat((dir / entries[0]).c_str(), &st), 0);
+  EXPECT_EQ(entries[0].rfind("context.", 0), 0u) << entries[0];
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_gid, 65534u);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_GT(st.st_size, 0);
+}
+
+// In a sticky directory (/tmp's mode), a requester may not replace a file that another user owns
+// (path_resolution(7)): the bundle is put in place as the requester, so root's context.N stays
+// root's, unchanged, and the request fails with EPERM. Before, cr_checkpoint (root) replaced it
+// and the server gave it to the requester.
+TEST_F(LibcrSandbox, AStickyDirectoryKeepsOtherUsersFiles) {
+  ASSERT_EQ(chmod(dir.path().c_str(), 01777), 0);
+  std::string why;
+  // libcr_cwd_request prints its pid first and asks at i=20 (2 s later).
+  Child c({tool("cr_run"), "--sandbox", "--uid", "65534", "--gid", "65534", program("libcr_cwd_request"), "20", "100",
+           "1"},
+          dir.path());
+  auto ready = c.wait_for("ready pid=", 20s);
+  ASSERT_TRUE(ready) << c.output();
+  std::string victim = dir / ("context." + ready->substr(10));
+  spit(victim, "root's file");
+  ASSERT_EQ(chmod(victim.c_str(), 0644), 0);
+  auto line = c.wait_for("failed errno=", 30s);
+  ASSERT_TRUE(line) << c.output();
+  EXPECT_EQ(*line, "failed errno=" + std::to_string(EPERM) + " (" + std::string(strerror(EPERM)) + ")");
+  EXPECT_EQ(slurp(victim), "root's file");
+  struct stat st{};
+  ASSERT_EQ(stat(victim.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(dir.entries().size(), 1u) << "no temporary file is left: " << ::testing::PrintToString(dir.entries());
+  EXPECT_TRUE(c.wait(10s));
+}
+
+// With /tmp bound from a directory of the user's, the init binds no socket there (it might be the
+// host's /tmp, whose libcr programs would trust a root-owned socket): no server answers, and the
+// request is made as outside a sandbox, by a cr_checkpoint child that the sandbox does not let
+// checkpoint.
+TEST_F(LibcrSandbox, NoSocketInABoundTmp) {
+  ScratchDir tmp;
+  Child c({tool("cr_run"), "--sandbox", "--bind", tmp.path() + ":/tmp", program("libcr_cwd_request"), "2", "50", "1"},
+          dir.path());
+  auto line = c.wait_for("failed errno=", 30s);
+  ASSERT_TRUE(line) << c.output();
+  EXPECT_TRUE(c.wait(10s));
+  EXPECT_FALSE(file_exists(tmp / ".crbox-libcr.sock")) << ::testing::PrintToString(tmp.entries());
+  EXPECT_TRUE(tmp.entries().empty()) << ::testing::PrintToString(tmp.entries());
+}
+
 }  // namespace

@@ -414,6 +414,8 @@ struct FakeServer {
   crbox_req_msg got{};
   int nfds = 0;
   bool dest_is_dir = false, dest_writable = false, hung_up = false;
+  int status_seals = -1;
+  off_t status_size = -1;
   int listener = -1;
   std::thread thread;
 
@@ -449,6 +451,8 @@ struct FakeServer {
         std::memcpy(fds, CMSG_DATA(cm), std::min(nfds, 4) * sizeof(int));
       }
       struct stat st{};
+      status_seals = fcntl(fds[0], F_GET_SEALS);
+      if (fstat(fds[0], &st) == 0) status_size = st.st_size;
       dest_is_dir = fstat(fds[2], &st) == 0 && S_ISDIR(st.st_mode);
       dest_writable = (fcntl(fds[2], F_GETFL) & O_ACCMODE) != O_RDONLY;
       crbox_req_ack ack{CRBOX_REQ_MAGIC, ack_err};
@@ -499,6 +503,10 @@ TEST_F(LibcrRequest, ASandboxServerTakesTheRequest) {
   EXPECT_TRUE(srv.hung_up);
   EXPECT_TRUE(srv.dest_writable);
   EXPECT_FALSE(srv.dest_is_dir);
+  // The server maps the status page: it refuses one that could shrink (or grow, or be unsealed)
+  // under its mapping (request_protocol.h).
+  EXPECT_EQ(srv.status_seals, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+  EXPECT_GE(srv.status_size, static_cast<off_t>(sizeof(crbox_req_status)));
   EXPECT_EQ(srv.got.magic, CRBOX_REQ_MAGIC);
   EXPECT_EQ(srv.got.scope, CR_SCOPE_PROC);
   EXPECT_EQ(srv.got.target, getpid());
