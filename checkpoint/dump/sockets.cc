@@ -1,6 +1,7 @@
 // Sockets: read through a copy of the target's descriptor (pidfd_getfd(2)), so every query goes to
 // the very socket the target holds. Nothing is taken out of it: queued data is read with MSG_PEEK
-// (the peek offset, SO_PEEK_OFF, is put back), a TCP connection leaves repair mode as it entered.
+// (the peek offset, SO_PEEK_OFF, is put back), a TCP connection leaves repair mode as it entered,
+// and no receive call is made that would take a pending error (see error_pending).
 //
 //   unix (unix(7)): family, type, name, peer, shutdown state, queued data, pending connections,
 //     from getsockopt/getsockname and the unix_diag netlink interface (sock_diag(7)), asked from
@@ -17,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -242,6 +244,23 @@ std::vector<model::SockOpt> collect_options(int s, const model::Socket& sk) {
 
 // ---- unix ------------------------------------------------------------------------------------
 
+// Whether an error waits on the socket. Every receive call, a peek too, first takes the pending
+// error (sk_err) and returns it when a datagram socket has one whatever is queued, or a unix
+// stream socket once past its data (sock_error() in __skb_try_recv_datagram and
+// unix_stream_read_generic): the program would then never see the ECONNREFUSED of a connected
+// UDP socket or the ECONNRESET of a unix socket whose peer closed with data unread. poll(2)
+// reports it as POLLERR and clears nothing (socket(7), poll(2)). A message in the socket's error
+// queue (IP_RECVERR, ip(7)) shows the same way and is treated the same.
+short poll_now(int s) {
+  pollfd p{s, POLLIN, 0};
+  int k;
+  do k = poll(&p, 1, 0);
+  while (k < 0 && errno == EINTR);
+  if (k < 0) throw_errno("poll of a socket");
+  return k > 0 ? p.revents : 0;
+}
+bool error_pending(int s) { return poll_now(s) & POLLERR; }
+
 // Puts SO_PEEK_OFF back as it was when it goes.
 class PeekOffset {
  public:
@@ -282,7 +301,9 @@ bool drop_passed_fds(msghdr& msg) {
 // the queue, so the head is looked at that way first: true if it is an empty datagram, `msg`
 // (its name and control buffers set by the caller) then describing it. It is marked now, so the
 // offset pass that follows steps over it. Marked empty datagrams further in stay unseen.
-bool peek_empty_head(int s, msghdr& msg) {
+// Descriptors the head brings along (SCM_RIGHTS, installed here by the peek) are closed at once;
+// `passed_fds` says whether there were any.
+bool peek_empty_head(int s, msghdr& msg, bool& passed_fds) {
   int off = -1;
   if (setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off) != 0) throw_errno("setsockopt SO_PEEK_OFF");
   char b;
@@ -292,6 +313,7 @@ bool peek_empty_head(int s, msghdr& msg) {
   ssize_t n;
   do n = recvmsg(s, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
+  passed_fds = n >= 0 && drop_passed_fds(msg);
   msg.msg_iov = nullptr;
   msg.msg_iovlen = 0;
   off = 0;
@@ -306,9 +328,25 @@ bool peek_empty_head(int s, msghdr& msg) {
 // installs copies in this process, which are closed at once. A datagram socket's messages come
 // with their senders' names (`from`, one per message; empty for an unnamed sender: unix(7)).
 // Messages of length 0: see peek_empty_head.
+// A pending error is never taken (error_pending): a stream is peeked no further than the `bytes`
+// unix_diag counts in its queue (UDIAG_SHOW_RQLEN); a datagram or seqpacket socket with an error
+// is not peeked at all: nothing is kept if its queue is empty (the error itself is not: the
+// restored socket has none), else the checkpoint is refused.
 std::vector<std::vector<uint8_t>> peek_unix_queue(pid_t pid, int fd, int s, int type, bool rcv_shutdown, uint32_t bytes,
                                                   std::vector<std::vector<uint8_t>>& from) {
   std::vector<std::vector<uint8_t>> queue;
+  if (type != SOCK_STREAM) {
+    short ev = poll_now(s);
+    if (ev & POLLERR) {
+      // unix_diag counts a datagram socket's first message only, which may be empty; POLLIN says
+      // whether one waits, unless the socket is shut down for reading (then POLLIN always).
+      bool queued = bytes > 0 || (type == SOCK_DGRAM && ((ev & POLLIN) || rcv_shutdown));
+      if (queued)
+        throw Error(where(pid, fd) + "a unix " + (type == SOCK_DGRAM ? "datagram" : "seqpacket") +
+                    " socket with a pending error and queued messages cannot be read without clearing the error");
+      return queue;
+    }
+  }
   PeekOffset off(s, 0);
   sockaddr_un name{};
   std::vector<uint8_t> current_from;
@@ -323,15 +361,19 @@ std::vector<std::vector<uint8_t>> peek_unix_queue(pid_t pid, int fd, int s, int 
     head.msg_namelen = sizeof name;
     head.msg_control = control;
     head.msg_controllen = sizeof control;
-    if (peek_empty_head(s, head)) {
-      if (drop_passed_fds(head)) unsupported(pid, fd, "a unix socket with file descriptors in flight (SCM_RIGHTS)");
+    bool passed_fds = false;
+    bool empty_head = peek_empty_head(s, head, passed_fds);
+    if (passed_fds) unsupported(pid, fd, "a unix socket with file descriptors in flight (SCM_RIGHTS)");
+    if (empty_head) {
       auto* a = reinterpret_cast<const uint8_t*>(&name);
       queue.emplace_back();
       from.emplace_back(a, a + std::min<size_t>(head.msg_namelen, sizeof name));
     }
   }
   for (;;) {
-    iovec iov{buf.data(), buf.size()};
+    // A stream ends where its queued bytes end: a peek past them would take a pending error.
+    if (stream && seen >= bytes) break;
+    iovec iov{buf.data(), stream ? std::min<size_t>(buf.size(), bytes - seen) : buf.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -353,6 +395,7 @@ std::vector<std::vector<uint8_t>> peek_unix_queue(pid_t pid, int fd, int s, int 
     if (stream) {
       if (n == 0) break;  // end of file: the peer shut down or went away
       current.insert(current.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(copied));
+      seen += copied;
       continue;
     }
     // A seqpacket socket at end of file returns 0 forever, like a message of length 0: once every
@@ -515,6 +558,36 @@ void collect_tcp_repair(pid_t pid, int fd, int s, model::Socket& sk) {
 
 // ---- UDP ---------------------------------------------------------------------------------------
 
+// The memory the datagrams queued in a socket take (SK_MEMINFO_RMEM_ALLOC of SO_MEMINFO, socket(7)):
+// 0 exactly when none waits, an empty one included, and read without side effects.
+uint32_t receive_memory(int s) {
+  uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof mem;
+  if (getsockopt(s, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) throw_errno("getsockopt SO_MEMINFO");
+  return mem[SK_MEMINFO_RMEM_ALLOC];
+}
+
+// Whether a socket address is an IPv4 or IPv6 multicast address or the IPv4 broadcast one.
+bool group_address(const std::vector<uint8_t>& a) {
+  if (a.size() >= sizeof(sockaddr_in) && reinterpret_cast<const sockaddr*>(a.data())->sa_family == AF_INET) {
+    sockaddr_in in;
+    std::memcpy(&in, a.data(), sizeof in);
+    uint32_t ip = ntohl(in.sin_addr.s_addr);
+    return IN_MULTICAST(ip) || ip == INADDR_BROADCAST;
+  }
+  if (a.size() >= sizeof(sockaddr_in6) && reinterpret_cast<const sockaddr*>(a.data())->sa_family == AF_INET6) {
+    sockaddr_in6 in6;
+    std::memcpy(&in6, a.data(), sizeof in6);
+    if (IN6_IS_ADDR_MULTICAST(&in6.sin6_addr)) return true;
+    if (!IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) return false;
+    uint32_t ip;
+    std::memcpy(&ip, &in6.sin6_addr.s6_addr[12], 4);
+    ip = ntohl(ip);
+    return IN_MULTICAST(ip) || ip == INADDR_BROADCAST;
+  }
+  return false;
+}
+
 // Sets an int option for as long as it lives, then puts the value it found back (or nothing, if
 // the option could not be read).
 class TempOption {
@@ -540,7 +613,14 @@ class TempOption {
 // address and, through IP_PKTINFO / IPV6_RECVPKTINFO turned on for the while (ip(7), ipv6(7):
 // the destination address is taken from the datagram's own header), the address it was sent to.
 // The options and the peek offset are put back as they were; the target is stopped meanwhile.
+// With an error pending (error_pending) nothing is peeked: nothing is kept if no datagram waits
+// (the restored socket has no error), else the checkpoint is refused.
 void peek_udp_queue(pid_t pid, int fd, int s, model::Socket& sk) {
+  if (error_pending(s)) {
+    if (receive_memory(s) > 0)
+      throw Error(where(pid, fd) + "a UDP socket with a pending error and queued datagrams cannot be read without clearing the error");
+    return;
+  }
   PeekOffset off(s, 0);
   TempOption v4(s, IPPROTO_IP, IP_PKTINFO, 1);  // also for IPv4 datagrams on an IPv6 socket
   std::optional<TempOption> v6;
@@ -579,7 +659,8 @@ void peek_udp_queue(pid_t pid, int fd, int s, model::Socket& sk) {
     head.msg_namelen = sizeof from;
     head.msg_control = control;
     head.msg_controllen = sizeof control;
-    if (peek_empty_head(s, head)) {
+    bool passed_fds = false;  // none come through UDP
+    if (peek_empty_head(s, head, passed_fds)) {
       auto* f = reinterpret_cast<const uint8_t*>(&from);
       sk.queue.emplace_back();
       sk.queue_from.emplace_back(f, f + std::min<size_t>(head.msg_namelen, sizeof from));
@@ -623,6 +704,10 @@ void collect_inet(pid_t pid, int fd, int s, model::Socket& sk) {
   if (udp) {
     sk.state = sk.peer.empty() ? model::SocketState::unconnected : model::SocketState::connected;
     peek_udp_queue(pid, fd, s, sk);
+    // Such a socket takes only datagrams sent to its group, which the restart could only send
+    // again off this machine, spoofed (restore/socket_queues.cc).
+    if (!sk.queue.empty() && group_address(sk.local))
+      unsupported(pid, fd, "a UDP socket bound to a multicast or broadcast address with datagrams queued in it");
     return;
   }
   tcp_info ti{};

@@ -14,9 +14,15 @@
 //
 // UDP (udp(7), raw(7)): each datagram is built whole, IP header included (IP_HDRINCL for IPv4,
 // an IPPROTO_RAW socket for IPv6), with its original source address and port whether or not that
-// address is local or its port busy, and sent to the address it was first sent to when that is
-// one of this network namespace's own, else to the socket's bound address or loopback. Only a
-// local destination is ever used: the packets go through the loopback device, never out.
+// address is local or its port busy. It is sent only ever to an address of this network
+// namespace's own interfaces (127/8 counts), so it goes through the loopback device, never out: a
+// socket bound to such an address gets it there; one bound to every address at the address it
+// was first sent to when that is local, else at loopback. A socket bound to any other address (a
+// multicast group, a broadcast address, a non-local one through IP_FREEBIND) takes only datagrams
+// sent to that address, which would leave the machine: the restore is refused (the checkpoint
+// already refuses a multicast or broadcast one). Each datagram must then be found in the socket
+// (its receive memory grew), not dropped or taken by another socket sharing the port
+// (SO_REUSEADDR / SO_REUSEPORT), else the restore fails.
 #include "checkpoint/restore/socket_queues.h"
 
 #include <arpa/inet.h>
@@ -39,6 +45,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "util/error.h"
@@ -275,44 +282,61 @@ class OnOneCpu {
   bool pinned_ = false;
 };
 
-// Returns once every packet this thread sent through loopback before has been handed on: a
-// datagram of our own, sent to ourselves after them on the same CPU, has arrived. (Counting the
-// datagrams in the socket itself would take peeks at an offset, which mark a datagram of length 0
-// as peeked for good: every later such peek, a checkpoint's among them, would step over it.)
-bool loopback_drained(bool v4) {
-  UniqueFd t(socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!t) return false;
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (v4) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    len = sizeof *a;
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_addr = in6addr_loopback;
-    len = sizeof *a;
+// Tells when every packet this thread sent through loopback before has been handed on: a datagram
+// of its own, sent to itself after them on the same CPU, has arrived. (Counting the datagrams in
+// the socket itself would take peeks at an offset, which mark a datagram of length 0 as peeked for
+// good: every later such peek, a checkpoint's among them, would step over it.)
+class LoopbackProbe {
+ public:
+  explicit LoopbackProbe(bool v4) : s_(socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    if (!s_) return;
+    if (v4) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss_);
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len_ = sizeof *a;
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss_);
+      a->sin6_family = AF_INET6;
+      a->sin6_addr = in6addr_loopback;
+      len_ = sizeof *a;
+    }
+    ok_ = bind(s_.get(), reinterpret_cast<sockaddr*>(&ss_), len_) == 0 &&
+          getsockname(s_.get(), reinterpret_cast<sockaddr*>(&ss_), &len_) == 0;
   }
-  if (bind(t.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || getsockname(t.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
-      sendto(t.get(), "", 0, 0, reinterpret_cast<sockaddr*>(&ss), len) != 0)
-    return false;
-  pollfd p{t.get(), POLLIN, 0};
-  for (;;) {
-    int k = poll(&p, 1, 5000);
-    if (k < 0 && errno == EINTR) continue;
-    return k > 0;
+  bool drained() {
+    if (!ok_ || sendto(s_.get(), "", 0, 0, reinterpret_cast<sockaddr*>(&ss_), len_) != 0) return false;
+    pollfd p{s_.get(), POLLIN, 0};
+    for (;;) {
+      int k = poll(&p, 1, 5000);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) return false;
+      char b;
+      return recv(s_.get(), &b, 1, MSG_DONTWAIT) == 0;
+    }
   }
-}
 
-// The datagrams a UDP socket dropped (a full receive buffer): SK_MEMINFO_DROPS of SO_MEMINFO
-// (socket(7), sock_diag(7)).
-uint32_t drops(int s) {
+ private:
+  UniqueFd s_;
+  sockaddr_storage ss_{};
+  socklen_t len_ = 0;
+  bool ok_ = false;
+};
+
+// The memory taken by the datagrams queued in a socket (SK_MEMINFO_RMEM_ALLOC of SO_MEMINFO,
+// socket(7), sock_diag(7)): each datagram that arrives adds its buffer's size, and nothing takes
+// any away while no one reads.
+uint32_t receive_memory(int s, const std::string& what) {
   uint32_t mem[SK_MEMINFO_VARS] = {};
   socklen_t len = sizeof mem;
-  if (getsockopt(s, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len <= SK_MEMINFO_DROPS * sizeof(uint32_t)) return 0;
-  return mem[SK_MEMINFO_DROPS];
+  if (getsockopt(s, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) throw_errno(what + "getsockopt SO_MEMINFO");
+  return mem[SK_MEMINFO_RMEM_ALLOC];
+}
+
+std::string ip_text(const Ip& ip) {
+  char b[INET6_ADDRSTRLEN] = "?";
+  inet_ntop(ip.v4 ? AF_INET : AF_INET6, ip.bytes(), b, sizeof b);
+  return b;
 }
 
 }  // namespace
@@ -391,19 +415,25 @@ void refill_udp(int s, const model::Socket& sk, const std::string& what) {
   if (want > rcvbuf && setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) throw_errno(what + "SO_RCVBUFFORCE");
 
   LocalAddresses local;
+  bool any = is_any(bound);
+  if (!any && !local.has(bound))
+    throw Error(what + "the datagrams queued in a UDP socket bound to " + ip_text(bound) +
+                ", not an address of this network namespace's interfaces, cannot be put back without sending them off the machine");
   UniqueFd raw4, raw6;
-  uint32_t dropped = drops(s);
+  std::optional<LoopbackProbe> probe;
   OnOneCpu pin;
   for (size_t i = 0; i < sk.queue.size(); i++) {
     Ip src;
     uint16_t sport = 0;
     if (i >= sk.queue_from.size() || !ip_of(sk.queue_from[i], src, &sport))
       throw Error(what + "a datagram queued in a UDP socket has no sender's address in the image");
-    // Where it goes: where it went, if that address is ours; else the socket's own address, or
-    // loopback for a socket bound to every address.
+    // Where it goes: the socket's own address (local, checked above); for a socket bound to every
+    // address, where it went if that address is ours, else loopback. Never anywhere else.
     Ip dst;
-    if (!(i < sk.queue_to.size() && ip_of(sk.queue_to[i], dst) && dst.v4 == src.v4 && local.has(dst)))
-      dst = (bound.v4 == src.v4 && !is_any(bound)) ? bound : loopback(src.v4);
+    if (!any)
+      dst = bound.v4 == src.v4 ? bound : loopback(src.v4);  // another family cannot arrive: found below
+    else if (!(i < sk.queue_to.size() && ip_of(sk.queue_to[i], dst) && dst.v4 == src.v4 && local.has(dst)))
+      dst = loopback(src.v4);
     auto pkt = udp_packet(src, sport, dst, port, sk.queue[i], what);
     UniqueFd& raw = src.v4 ? raw4 : raw6;
     if (!raw) {
@@ -425,18 +455,22 @@ void refill_udp(int s, const model::Socket& sk, const std::string& what) {
       std::memcpy(&t->sin6_addr, dst.a, 16);
       tolen = sizeof *t;
     }
+    uint32_t before = receive_memory(s, what);
     for (;;) {
       ssize_t n = sendto(raw.get(), pkt.data(), pkt.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&to), tolen);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw_errno(what + "putting back a datagram queued in a UDP socket");
       break;
     }
+    // Loopback hands packets on through the network softirq, which may run a little later: wait
+    // until it was handed on (so none arrives after the socket is connected, which would drop it,
+    // or after the program runs), then check it is in this socket.
+    if (!probe) probe.emplace(src.v4);
+    if (!probe->drained()) throw Error(what + "the datagrams queued in a UDP socket did not all arrive again");
+    if (receive_memory(s, what) <= before)
+      throw Error(what + "a datagram put back into a UDP socket did not arrive in it (dropped, or taken by another socket on its port: " +
+                  ip_text(dst) + " port " + std::to_string(ntohs(port)) + ")");
   }
-  // Loopback hands packets on through the network softirq, which may run a little later: wait
-  // until every datagram was handed on, so none arrives after the socket is connected (and is
-  // then dropped) or after the program runs, and check that none was dropped.
-  if (!loopback_drained(static_cast<bool>(raw4)) || drops(s) != dropped)
-    throw Error(what + "the datagrams queued in a UDP socket did not all arrive again");
   int half = rcvbuf / 2;  // getsockopt reports twice what was set (socket(7))
   if (want > rcvbuf && setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &half, sizeof half) != 0) throw_errno(what + "SO_RCVBUFFORCE");
 }

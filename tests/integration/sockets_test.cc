@@ -3,11 +3,20 @@
 // unix listener with an accepted and a waiting connection, unix sockets in less common states,
 // TCP listeners, UDP sockets, and an established TCP connection inside a sandbox's own network
 // namespace (TCP_REPAIR), datagrams waiting in UDP and unix datagram sockets (with their senders'
-// addresses, and untouched by the checkpoint). What crbox cannot take (a netlink socket, a descriptor in flight, an
-// established connection on the host's network) is refused in one sentence and the program runs
-// on untouched.
+// addresses, and untouched by the checkpoint), errors pending on sockets (left pending by the
+// checkpoint). What crbox cannot take (a netlink socket, a descriptor in flight, an established
+// connection on the host's network, datagrams queued behind a pending error or in a multicast
+// receiver) is refused in one sentence and the program runs on untouched; datagrams put back that
+// another socket takes fail the restart.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <memory>
@@ -179,6 +188,128 @@ INSTANTIATE_TEST_SUITE_P(, SocketQueued,
                          [](const auto& info) {
                            return where_name(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
                          });
+
+// ---- errors pending -----------------------------------------------------------------------------
+
+// A connected UDP socket holding ECONNREFUSED and a unix stream socket holding data then
+// ECONNRESET: the checkpoint takes neither error (a receive call, a peek too, would); the
+// original, left running, still gets both.
+TEST_P(SocketWhere, PendingErrorsStayWithTheOriginal) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(GetParam(), "sock_err", {"keep"}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  ASSERT_TRUE(succeeded(ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path())));
+  ASSERT_TRUE(released(orig.pid));
+  ::kill(orig.pid, SIGUSR1);
+  auto line = next_starting(*orig.child, "sockerr ", 30s);
+  ASSERT_TRUE(line) << orig.child->output();
+  EXPECT_EQ(*line, "sockerr udp=ECONNREFUSED unix=hello,ECONNRESET");
+}
+
+// The same process restarts: the unix data is back; the errors themselves are not (the restored
+// UDP socket has none, the unix one reads end of file: documented limits).
+TEST_P(SocketWhere, PendingErrorsDoNotStopACheckpoint) {
+  EXPECT_EQ(round_trip(GetParam(), "sock_err", {"keep"}, "sockerr "), "sockerr udp=EAGAIN unix=hello,EOF");
+}
+
+// Datagrams queued behind a pending error cannot be peeked without taking the error: the
+// checkpoint is refused, and the program gets the error and then its datagram.
+class SocketErrorRefused : public SocketTest, public ::testing::WithParamInterface<std::tuple<Where, std::string>> {};
+
+TEST_P(SocketErrorRefused, QueuedMessagesBehindAnErrorRefusedAndLeftInPlace) {
+  auto [w, kind] = GetParam();
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(w, "sock_err", {kind}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  auto fd_line = orig.child->wait_for("fd=", 20s);
+  ASSERT_TRUE(fd_line) << orig.child->output();
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  auto r = ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path());
+  ASSERT_TRUE(failed_with_one_line(r, "cr_checkpoint"));
+  EXPECT_NE(r.err.find("pid " + std::to_string(orig.pid) + " fd " + token_after(*fd_line, "fd=") + ": "), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(contains_ci(r.err, "pending error")) << r.err;
+  EXPECT_FALSE(file_exists(dir / "ctx"));
+  ASSERT_TRUE(released(orig.pid));
+  ::kill(orig.pid, SIGUSR1);
+  auto line = next_starting(*orig.child, "sockerr ", 30s);
+  ASSERT_TRUE(line) << orig.child->output();
+  EXPECT_EQ(*line, kind == "udpq" ? "sockerr udpq=ECONNREFUSED,data" : "sockerr seqpacket=ECONNRESET,hello");
+}
+
+INSTANTIATE_TEST_SUITE_P(, SocketErrorRefused,
+                         ::testing::Combine(::testing::Values(Where::Plain, Where::Sandbox), ::testing::Values("udpq", "seqpacket")),
+                         [](const auto& info) {
+                           return where_name(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
+                         });
+
+// ---- datagrams that could only be sent again off the machine, or to another socket ---------------
+
+// A receiver bound to a multicast group takes only datagrams sent to the group, which a restart
+// would have to send out of the machine: the checkpoint is refused (in a sandbox on loopback only,
+// so nothing could leave anyway) and the program reads its datagrams.
+TEST_F(SocketTest, MulticastReceiverWithQueuedDatagramsRefused) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(Where::NetNone, "sock_mcast", {}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  auto fd_line = orig.child->wait_for("fd=", 20s);
+  ASSERT_TRUE(fd_line) << orig.child->output();
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  auto r = ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx"}, dir.path());
+  ASSERT_TRUE(failed_with_one_line(r, "cr_checkpoint"));
+  EXPECT_NE(r.err.find("pid " + std::to_string(orig.pid) + " fd " + token_after(*fd_line, "fd=") + ": "), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(contains_ci(r.err, "multicast")) << r.err;
+  EXPECT_FALSE(file_exists(dir / "ctx"));
+  ASSERT_TRUE(released(orig.pid));
+  ::kill(orig.pid, SIGUSR1);
+  auto line = next_starting(*orig.child, "mcast ", 30s);
+  ASSERT_TRUE(line) << orig.child->output();
+  EXPECT_EQ(*line, "mcast ok");
+}
+
+// Another socket on the receiver's port (SO_REUSEADDR on both), connected to the datagrams'
+// sender and so preferred by the kernel, takes the datagrams put back: the restart fails saying
+// so instead of starting the program with its queue lost.
+TEST_F(SocketTest, DatagramsTakenByAnotherSocketOnThePortFailTheRestart) {
+  ScratchDir dir;
+  std::string why;
+  auto orig = start(Where::Plain, "sock_udp_share", {}, dir.path(), &why);
+  ASSERT_GT(orig.pid, 0) << why;
+  auto ports = orig.child->wait_for("ports=", 20s);
+  ASSERT_TRUE(ports) << orig.child->output();
+  ASSERT_TRUE(orig.child->wait_for("ready", 20s)) << orig.child->output();
+  int rport = std::stoi(token_after(*ports, "ports="));
+  int sport = std::stoi(token_after(*ports, "from="));
+  auto r = ckpt::crbox("cr_checkpoint", {std::to_string(orig.pid), "-f", dir / "ctx", "--kill"}, dir.path());
+  ASSERT_TRUE(succeeded(r));
+  orig.child->wait(20s);
+  ASSERT_TRUE(wait_gone(orig.pid, 10s));
+  // The squatter: 127.0.0.1:rport, connected to 127.0.0.1:sport.
+  struct Fd {
+    int fd;
+    ~Fd() { if (fd >= 0) ::close(fd); }
+    int get() const { return fd; }
+  } q{::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+  ASSERT_GE(q.get(), 0);
+  int on = 1;
+  ASSERT_EQ(::setsockopt(q.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on), 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(rport));
+  ASSERT_EQ(::bind(q.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+  a.sin_port = htons(static_cast<uint16_t>(sport));
+  ASSERT_EQ(::connect(q.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+  auto rr = ckpt::crbox("cr_restart", {dir / "ctx"}, dir.path(), 60s);
+  ASSERT_TRUE(failed_with_one_line(rr, "cr_restart"));
+  EXPECT_TRUE(contains_ci(rr.err, "did not arrive in it")) << rr.err;
+  EXPECT_TRUE(contains_ci(rr.err, "another socket")) << rr.err;
+}
 
 // A restart while the original still holds the listener's name fails, saying the name is in use.
 TEST_F(SocketTest, UnixListenerNameInUseRefusesRestart) {
