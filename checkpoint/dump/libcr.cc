@@ -1,10 +1,13 @@
 // The engine's side of runtime/libcr/protocol.h. The page is a memfd libcr mapped MAP_SHARED; we
 // map the same page through /proc/PID/map_files (proc(5)), so both sides see one memory and can
-// wait on its words with futex(2) (shared futexes: no FUTEX_PRIVATE_FLAG).
+// wait on its words with futex(2) (shared futexes: no FUTEX_PRIVATE_FLAG). While we drive a
+// request we hold the page's robust mutex, so that if we die the process learns it from the
+// kernel and goes on (protocol.h, "If the engine dies").
 #include "checkpoint/dump/libcr.h"
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -49,11 +52,15 @@ crbox_libcr_page* map_page(pid_t pid) {
     void* at = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (at == MAP_FAILED) throw_errno("mapping the libcr page of pid " + std::to_string(pid));
     auto* page = static_cast<crbox_libcr_page*>(at);
-    if (page->magic == CRBOX_LIBCR_MAGIC && page->version == CRBOX_LIBCR_VERSION) return page;
+    uint32_t magic = std::atomic_ref<uint32_t>(page->magic).load(), version = page->version;
+    if (magic == CRBOX_LIBCR_MAGIC && version == CRBOX_LIBCR_VERSION) return page;
     munmap(at, 4096);
-    if (page->magic == CRBOX_LIBCR_MAGIC)
-      throw Error("pid " + std::to_string(pid) + " has a libcr of another version (" + std::to_string(page->version) +
-                  "); this crbox speaks version " + std::to_string(CRBOX_LIBCR_VERSION));
+    // Nothing of the handshake is tried with another version: the two sides would not agree on
+    // the page (a libcr older than version 2 would wait for a dead engine forever).
+    if (magic == CRBOX_LIBCR_MAGIC)
+      throw Error("pid " + std::to_string(pid) + " has a libcr that speaks protocol version " + std::to_string(version) +
+                  ", and this cr_checkpoint speaks version " + std::to_string(CRBOX_LIBCR_VERSION) +
+                  "; use the libcr and the crbox tools of one release");
   }
   return nullptr;
 }
@@ -85,8 +92,31 @@ LibcrSession::~LibcrSession() {
       uint32_t st = word(p.page->state).load();
       tell(p, st == CRBOX_STATE_OMIT ? CRBOX_RESULT_OMITTED : CRBOX_RESULT_ABORTED);
     }
+    unlock(p);  // after the result: libcr reads a freed mutex as "the engine is gone"
     munmap(p.page, 4096);
   }
+}
+
+// A robust mutex is held by the locking thread, and goes on the robust list the kernel walks
+// when that thread ends (set_robust_list(2)): sessions are made, run and ended on one thread.
+void LibcrSession::lock(Peer& p) {
+  int rc = pthread_mutex_trylock(&p.page->engine.mutex);
+  if (rc == EOWNERDEAD) {
+    // An earlier cr_checkpoint died while driving this process; libcr has seen (or sees within
+    // CRBOX_LIBCR_ENGINE_CHECK_MS) that its request is over. The mutex is ours now.
+    rc = pthread_mutex_consistent(&p.page->engine.mutex);
+  }
+  if (rc == EBUSY)
+    throw Error("pid " + std::to_string(p.pid) + " is being checkpointed by another cr_checkpoint; try again once it is over",
+                Cause::temporary, FailureKind::temporary);
+  if (rc != 0) throw_errno("taking the libcr page of pid " + std::to_string(p.pid), rc);
+  p.locked = true;
+}
+
+void LibcrSession::unlock(Peer& p) {
+  if (!p.locked) return;
+  p.locked = false;
+  pthread_mutex_unlock(&p.page->engine.mutex);
 }
 
 void LibcrSession::tell(Peer& p, unsigned result) {
@@ -98,6 +128,7 @@ void LibcrSession::run_callbacks(const std::string& dest, int signal, int32_t re
   // Ask them all first, so their callbacks run at the same time, then wait for each.
   for (auto& p : peers_) {
     if (omitted_.count(p.pid) || word(p.page->callbacks).load() == 0) continue;
+    lock(p);  // before the request is visible: libcr reads the owner when it takes it
     std::snprintf(p.page->info_dest, sizeof p.page->info_dest, "%s", dest.c_str());
     p.page->info_signal = signal;
     p.page->info_requester = requester;
@@ -154,8 +185,10 @@ std::vector<std::pair<int32_t, int32_t>> LibcrSession::forwards() const {
 }
 
 void LibcrSession::finish() {
-  for (auto& p : peers_)
+  for (auto& p : peers_) {
     if (p.asked) tell(p, CRBOX_RESULT_CONTINUE);
+    unlock(p);
+  }
   finished_ = true;
 }
 

@@ -19,7 +19,9 @@ class LibcrSession {
  public:
   // Finds and maps the libcr page of each of `pids` that has one.
   explicit LibcrSession(const std::vector<pid_t>& pids);
-  // A session not finished tells every process it asked that the checkpoint was given up.
+  // A session not finished tells every process it asked that the checkpoint was given up. Either
+  // way the page's engine mutex is released after the result is stored; a session that dies
+  // with its process leaves the kernel to mark the mutex (protocol.h, "If the engine dies").
   ~LibcrSession();
   LibcrSession(const LibcrSession&) = delete;
   LibcrSession& operator=(const LibcrSession&) = delete;
@@ -41,8 +43,12 @@ class LibcrSession {
     pid_t pid = 0;
     crbox_libcr_page* page = nullptr;
     bool asked = false;
+    bool locked = false;  // we hold its page's engine mutex (protocol.h, "If the engine dies")
   };
   void tell(Peer& p, unsigned result);
+  // Takes the page's engine mutex; an Error if another cr_checkpoint holds it.
+  void lock(Peer& p);
+  void unlock(Peer& p);
   std::vector<Peer> peers_;
   std::set<pid_t> omitted_;
   bool finished_ = false;

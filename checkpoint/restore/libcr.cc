@@ -48,6 +48,15 @@ void mark_restarted(const std::vector<int>& pages, const std::string& source, in
         pwrite(fd, page.info_src, sizeof page.info_src, offsetof(crbox_libcr_page, info_src)) !=
             static_cast<ssize_t>(sizeof page.info_src))
       throw_errno("writing a libcr page");
+    if (page.version >= 2) {
+      // The saved page's engine mutex was held by the cr_checkpoint that took the image: free it,
+      // or the next checkpoint of the restored process would find it taken (protocol.h).
+      void* at = mmap(nullptr, sizeof page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (at == MAP_FAILED) throw_errno("mapping a libcr page");
+      int rc = crbox_libcr_init_engine_lock(static_cast<crbox_libcr_page*>(at));
+      munmap(at, sizeof page);
+      if (rc != 0) throw_errno("resetting a libcr page", rc);
+    }
     if (page.state == CRBOX_STATE_READY && page.result == CRBOX_RESULT_PENDING) {
       uint32_t r = CRBOX_RESULT_RESTART;
       if (pwrite(fd, &r, sizeof r, offsetof(crbox_libcr_page, result)) != sizeof r) throw_errno("writing a libcr page");

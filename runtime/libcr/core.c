@@ -147,8 +147,11 @@ static struct crbox_libcr_page *map_new_page(void *at) {
   return p;
 }
 
-/* Magic last, so an engine that sees it sees the rest. */
+/* Magic last, so an engine that sees it sees the rest. The engine's mutex (protocol.h, "If the
+ * engine dies") is made robust and process-shared here, before any engine can see the page; it
+ * cannot fail with these attributes on Linux. */
 static void fill_page(struct crbox_libcr_page *p, uint32_t omit, uint32_t callbacks) {
+  (void)crbox_libcr_init_engine_lock(p);
   p->omit = omit;
   p->callbacks = callbacks;
   p->state = CRBOX_STATE_IDLE;

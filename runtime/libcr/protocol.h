@@ -7,7 +7,8 @@
  * /proc/PID/map_files/A-B (proc(5)), and the two sides talk through the fields below with atomic
  * loads and stores; every field a side waits on is a futex word (futex(2), FUTEX_WAIT/FUTEX_WAKE
  * WITHOUT FUTEX_PRIVATE_FLAG, since the page is shared between processes). Waiters always use a
- * time-out and re-check, so a missed wake costs a few milliseconds, never a hang.
+ * time-out and re-check, so a missed wake costs a few milliseconds, never a hang; and a side
+ * that dies does not leave the other waiting (see "If the engine dies" below).
  *
  * One checkpoint, as the engine drives it for each process of its scope that has the page:
  *   1. the engine reads `omit`: a process with libcr_omit loaded is left out of the checkpoint;
@@ -38,15 +39,52 @@
  *      to CRBOX_STATE_IDLE, and lets critical sections be entered again.
  * The `info_*` fields describe the last checkpoint or restart for cr_get_checkpoint_info() and
  * cr_get_restart_info(): the engine fills them before it stores `result`.
+ *
+ * If the engine dies (version 2). A checkpointer may be SIGKILLed, crash or be taken by the OOM
+ * killer at any step; the process it asked must then go on as it was ("nothing lost"), not wait
+ * forever in cr_checkpoint() or behind a closed critical-section gate. The engine holds
+ * `engine.mutex`, a robust, process-shared pthread mutex that libcr initialises with the page
+ * (pthread_mutexattr_setrobust(3), pthread_mutexattr_setpshared(3)), from before it asks (step 2)
+ * until after it stored the result (step 5). It takes it with pthread_mutex_trylock(), never a
+ * blocking lock (so the word never gains FUTEX_WAITERS): a second engine finds it held (EBUSY:
+ * another checkpoint of the process is under way), and one that follows a dead engine gets it with
+ * EOWNERDEAD (then pthread_mutex_consistent()). glibc keeps a held robust mutex on the locking
+ * thread's robust list (set_robust_list(2)); when that thread ends, however it ends, the kernel
+ * walks the list and, in each futex word that holds the thread's id, puts FUTEX_OWNER_DIED in place
+ * of the id (futex(2), "Robust futexes"; the kernel's Documentation/locking/robust-futex-ABI.rst).
+ * That holds for an OOM kill too: since Linux 5.18 the OOM reaper gives a dying process time to
+ * walk its robust list before it frees its memory. The word is the mutex's first one
+ * (`engine.word`: the kernel's robust-futex word, glibc's __lock); libcr never locks the mutex, it
+ * only reads that word. The word names no pid that libcr would have to resolve, so this works when
+ * the engine lives in another pid namespace than the process (a sandbox is checkpointed from
+ * outside), and a reused pid cannot fool it.
+ *   libcr reads the word when it takes a request (`engine0`). While it waits for the engine (for
+ * `cs_count`, at READY, for the answer to a failure) it reads it again at least every
+ * CRBOX_LIBCR_ENGINE_CHECK_MS ms: once it has FUTEX_OWNER_DIED, or differs from a held `engine0`
+ * (the engine unlocked it, or another engine took it over), the engine of this request is gone.
+ * Unless `result` holds an answer after all (the engine stores it before it unlocks), libcr then
+ * ends the round as if the engine had stored CRBOX_RESULT_ABORTED: callbacks at READY return
+ * -CR_ETEMPFAIL, callbacks not run yet never run, the critical-section gate opens again. An
+ * `engine0` of 0 (an engine that holds no lock, as the protocol tests play it) gives no such
+ * notice. A process the dead engine had frozen is detached by the kernel (ptrace(2): the tracees of
+ * a tracer that exits are detached and restarted) and runs on. libcr moves `state` to READY or a
+ * failure state only by a compare-and-swap from RUNNING, so a round whose engine died cannot answer
+ * the request of the engine that follows it. cr_restart initialises the mutex again in a restored
+ * page (the saved one was held by the engine that took the image).
  */
 #ifndef CRBOX_LIBCR_PROTOCOL_H
 #define CRBOX_LIBCR_PROTOCOL_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #define CRBOX_LIBCR_MEMFD_NAME "crbox-libcr"
 #define CRBOX_LIBCR_MAGIC 0x424c5243u /* "CRLB" */
-#define CRBOX_LIBCR_VERSION 1u
+/* 2: `engine`, the engine's liveness (see "If the engine dies" above). An engine refuses a page
+ * of another version with a sentence naming both; nothing of the handshake is tried. */
+#define CRBOX_LIBCR_VERSION 2u
+/* How often, at most, libcr looks whether its engine still lives while it waits for it. */
+#define CRBOX_LIBCR_ENGINE_CHECK_MS 50
 /* The signal libcr reserves for itself (its handler is installed by cr_init(); it runs the
  * signal-context callbacks in their threads), so applications must not use it. SIGRTMAX - 2 on
  * Linux (64 - 2). */
@@ -101,7 +139,25 @@ struct crbox_libcr_page {
     int32_t scope;
     int32_t id;
   } forward[8];
+  /* Version 2: held by the engine while it drives a request; see "If the engine dies". */
+  union {
+    pthread_mutex_t mutex;
+    uint32_t word; /* the robust futex word: the holder's thread id, or FUTEX_OWNER_DIED */
+  } engine;
 };
 #define CRBOX_LIBCR_FORWARDS 8
+
+/* Makes `engine.mutex` robust, process-shared and free (libcr when it fills a page; cr_restart in
+ * a restored one). 0, or an error number. */
+static inline int crbox_libcr_init_engine_lock(struct crbox_libcr_page *p) {
+  pthread_mutexattr_t a;
+  int rc = pthread_mutexattr_init(&a);
+  if (rc != 0) return rc;
+  rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  if (rc == 0) rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  if (rc == 0) rc = pthread_mutex_init(&p->engine.mutex, &a);
+  pthread_mutexattr_destroy(&a);
+  return rc;
+}
 
 #endif

@@ -12,6 +12,7 @@
  * callback that returns without calling cr_checkpoint() gets it called on its return, and a
  * callback that fails stops the rest of its group. */
 #include <errno.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,7 @@ struct group {
 
 struct round {
   uint32_t seq;
+  uint32_t engine0; /* the engine word when the request was taken (protocol.h, "If the engine dies") */
   struct group tg; /* thread context */
   int ng;
   struct group *sg; /* signal context, one per thread */
@@ -122,10 +124,35 @@ static void copy_field(char *dst, size_t n, const char *src) {
 /* The target and scope of this process's own outstanding request (request.c), if any. */
 int cri_own_request(pid_t *target, int *scope);
 
-static struct round *build_round(uint32_t seq) {
+/* ---- The engine's liveness (protocol.h, "If the engine dies") ---- */
+
+static uint32_t engine_word(void) { return __atomic_load_n(&cri_page->engine.word, __ATOMIC_ACQUIRE); }
+
+/* Whether the engine that made the request is gone: its thread ended holding the mutex (the
+ * kernel put FUTEX_OWNER_DIED in the word, futex(2)), or the word no longer holds the owner seen
+ * when the request was taken (it was unlocked, or another engine took it over). A request taken
+ * while no engine held the mutex (the protocol tests play the engine so) gives no such notice. */
+static int engine_gone(uint32_t engine0) {
+  uint32_t w = engine_word();
+  if (w & FUTEX_OWNER_DIED) return 1;
+  return (engine0 & FUTEX_TID_MASK) != 0 && w != engine0;
+}
+
+/* The engine's answer, or CRBOX_RESULT_ABORTED when it is gone without one: it stores `result`
+ * before it unlocks, so `result` is read again once the word says it is gone. PENDING while it
+ * lives and has not answered. */
+static uint32_t engine_answer(uint32_t engine0) {
+  uint32_t res = __atomic_load_n(&cri_page->result, __ATOMIC_ACQUIRE);
+  if (res != CRBOX_RESULT_PENDING || !engine_gone(engine0)) return res;
+  res = __atomic_load_n(&cri_page->result, __ATOMIC_ACQUIRE);
+  return res != CRBOX_RESULT_PENDING ? res : CRBOX_RESULT_ABORTED;
+}
+
+static struct round *build_round(uint32_t seq, uint32_t engine0) {
   struct round *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   r->seq = seq;
+  r->engine0 = engine0;
   sigset_t saved;
   cri_lock_nosig(&cri_registry_lock, &saved);
   int nt = 0, ns = 0;
@@ -202,12 +229,18 @@ static void done_one(struct round *r) {
   if (__atomic_sub_fetch(&r->pending_done, 1, __ATOMIC_SEQ_CST) == 0) cri_futex_wake(&r->pending_done, 0);
 }
 
+/* RUNNING -> `to`, only if the page still says RUNNING: a round whose engine died must not answer
+ * the request of the engine that followed it (which set REQUESTED). */
+static void set_state_from_running(uint32_t to) {
+  uint32_t running = CRBOX_STATE_RUNNING;
+  __atomic_compare_exchange_n(&cri_page->state, &running, to, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  cri_futex_wake(&cri_page->state, 1);
+}
+
 /* A group is at its innermost point; the last one makes the process READY (step 3). */
 static void reached(struct round *r) {
-  if (__atomic_sub_fetch(&r->pending_reach, 1, __ATOMIC_SEQ_CST) == 0 && !__atomic_load_n(&r->failed, __ATOMIC_ACQUIRE)) {
-    __atomic_store_n(&cri_page->state, CRBOX_STATE_READY, __ATOMIC_RELEASE);
-    cri_futex_wake(&cri_page->state, 1);
-  }
+  if (__atomic_sub_fetch(&r->pending_reach, 1, __ATOMIC_SEQ_CST) == 0 && !__atomic_load_n(&r->failed, __ATOMIC_ACQUIRE))
+    set_state_from_running(CRBOX_STATE_READY);
 }
 
 static void skip_group(struct round *r, struct group *g) {
@@ -243,26 +276,26 @@ static int fail(struct round *r, uint32_t state, int code, const char *head, lon
     cri_append(msg, sizeof msg, " in thread ");
     cri_append_int(msg, sizeof msg, cri_gettid());
     memcpy(cri_page->message, msg, sizeof msg);
-    __atomic_store_n(&cri_page->state, state, __ATOMIC_RELEASE);
-    cri_futex_wake(&cri_page->state, 1);
+    set_state_from_running(state);
   }
   return -err;
 }
 
-/* Step 5 from libcr's side: wait for the engine's word. After this process reported a failure
- * the engine answers within moments; if it never does (it died), give up after 30 s. While READY,
- * the engine is taking the image: no limit. */
+/* Step 5 from libcr's side: wait for the engine's word. While READY the engine is taking the
+ * image: no time limit, but an engine that dies (its mutex says so) cancels the checkpoint: the
+ * callbacks get CRBOX_RESULT_ABORTED. After this process reported a failure, an engine that
+ * holds no mutex (a test playing it) is given 30 s to answer. */
 static uint32_t await_result(struct round *r) {
   uint64_t failed_at = 0;
   for (;;) {
-    uint32_t res = __atomic_load_n(&cri_page->result, __ATOMIC_ACQUIRE);
+    uint32_t res = engine_answer(r->engine0);
     if (res != CRBOX_RESULT_PENDING) return res;
     if (__atomic_load_n(&r->failed, __ATOMIC_ACQUIRE)) {
       uint64_t now = cri_now_ms();
       if (!failed_at) failed_at = now;
       else if (now - failed_at > 30000) return CRBOX_RESULT_ABORTED;
     }
-    cri_futex_wait(&cri_page->result, CRBOX_RESULT_PENDING, 20, 1);
+    cri_futex_wait(&cri_page->result, CRBOX_RESULT_PENDING, CRBOX_LIBCR_ENGINE_CHECK_MS, 1);
   }
 }
 
@@ -291,7 +324,8 @@ static int outcome(struct round *r, struct group *g, uint32_t res) {
 /* The thread group's innermost point: every thread-context callback is in cr_checkpoint(); now
  * the signal-context groups may run, each in its thread (rt_tgsigqueueinfo(2), with the cookie). */
 static void launch_signal_groups(struct round *r) {
-  if (__atomic_load_n(&r->failed, __ATOMIC_ACQUIRE)) return;
+  /* Cancelled, or its engine is gone: they are skipped when the round ends. */
+  if (__atomic_load_n(&r->failed, __ATOMIC_ACQUIRE) || engine_gone(r->engine0)) return;
   pid_t pid = getpid();
   for (int k = 0; k < r->ng; k++) {
     siginfo_t si;
@@ -407,12 +441,12 @@ static void back_to_idle(uint32_t seq) {
   cri_open_gate();
 }
 
-/* Waits until the engine has stored a result (bounded): a failure state must stay visible until
- * the engine has seen it. */
-static void await_acknowledgement(void) {
+/* Waits until the engine has stored a result (bounded; not at all once it is gone): a failure
+ * state must stay visible until the engine has seen it. */
+static void await_acknowledgement(uint32_t engine0) {
   uint64_t start = cri_now_ms();
-  while (__atomic_load_n(&cri_page->result, __ATOMIC_ACQUIRE) == CRBOX_RESULT_PENDING && cri_now_ms() - start < 30000)
-    cri_futex_wait(&cri_page->result, CRBOX_RESULT_PENDING, 20, 1);
+  while (engine_answer(engine0) == CRBOX_RESULT_PENDING && cri_now_ms() - start < 30000)
+    cri_futex_wait(&cri_page->result, CRBOX_RESULT_PENDING, CRBOX_LIBCR_ENGINE_CHECK_MS, 1);
 }
 
 static void end_round(struct round *r) {
@@ -420,7 +454,7 @@ static void end_round(struct round *r) {
   done_one(r);                                               /* the thread group */
   uint32_t n;
   while ((n = __atomic_load_n(&r->pending_done, __ATOMIC_ACQUIRE)) != 0) cri_futex_wait(&r->pending_done, n, 50, 0);
-  await_acknowledgement();
+  await_acknowledgement(r->engine0);
   __atomic_store_n(&current, NULL, __ATOMIC_SEQ_CST);
   /* A handler that found the round counted itself in cri_handlers_inflight first. */
   uint64_t start = cri_now_ms();
@@ -430,30 +464,31 @@ static void end_round(struct round *r) {
   back_to_idle(seq);
 }
 
-static void serve(uint32_t seq) {
+/* `engine0`: the engine word, read once the request was seen (the engine locks its mutex before
+ * it bumps request_seq). */
+static void serve(uint32_t seq, uint32_t engine0) {
   struct crbox_libcr_page *p = cri_page;
   __atomic_store_n(&cri_status_word, CR_STATE_PENDING, __ATOMIC_RELEASE);
   cri_close_gate();
   /* Step 3: no checkpoint inside a critical section. Leaving the last one wakes cs_count. */
   for (;;) {
-    int32_t n = __atomic_load_n(&p->cs_count, __ATOMIC_SEQ_CST);
-    if (n <= 0) break;
-    if (__atomic_load_n(&p->result, __ATOMIC_ACQUIRE) != CRBOX_RESULT_PENDING ||
-        __atomic_load_n(&p->request_seq, __ATOMIC_ACQUIRE) != seq) {
-      back_to_idle(seq); /* the engine gave up meanwhile */
+    /* Given up meanwhile: the engine answered, asked again, or died. No callback runs. */
+    if (engine_answer(engine0) != CRBOX_RESULT_PENDING || __atomic_load_n(&p->request_seq, __ATOMIC_ACQUIRE) != seq) {
+      back_to_idle(seq);
       return;
     }
-    cri_futex_wait((uint32_t *)&p->cs_count, (uint32_t)n, 20, 1);
+    int32_t n = __atomic_load_n(&p->cs_count, __ATOMIC_SEQ_CST);
+    if (n <= 0) break;
+    cri_futex_wait((uint32_t *)&p->cs_count, (uint32_t)n, CRBOX_LIBCR_ENGINE_CHECK_MS, 1);
   }
   __atomic_store_n(&p->state, CRBOX_STATE_RUNNING, __ATOMIC_RELEASE);
   __atomic_store_n(&cri_status_word, CR_STATE_ACTIVE, __ATOMIC_RELEASE);
-  struct round *r = build_round(seq);
+  struct round *r = build_round(seq, engine0);
   if (!r) {
     char msg[] = "libcr ran out of memory preparing its callbacks";
     memcpy(p->message, msg, sizeof msg);
-    __atomic_store_n(&p->state, CRBOX_STATE_TEMP_FAILURE, __ATOMIC_RELEASE);
-    cri_futex_wake(&p->state, 1);
-    await_acknowledgement();
+    set_state_from_running(CRBOX_STATE_TEMP_FAILURE);
+    await_acknowledgement(engine0);
     back_to_idle(seq);
     return;
   }
@@ -485,7 +520,7 @@ void *cri_thread_main(void *arg) {
     /* The engine sets result to PENDING before it bumps request_seq: anything else means the
      * request is already over (given up before this thread saw it). */
     if (__atomic_load_n(&cri_page->result, __ATOMIC_ACQUIRE) != CRBOX_RESULT_PENDING) continue;
-    serve(seq);
+    serve(seq, engine_word());
   }
   return NULL;
 }

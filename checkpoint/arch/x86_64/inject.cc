@@ -41,6 +41,31 @@ void Injector::restore() {
   set_gp(tid_, saved_);
   if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof saved_mask_, &saved_mask_) != 0)
     throw_errno("restoring the signal mask of task " + std::to_string(tid_));
+  if (stepped_) park();
+}
+
+// A single step ends in a signal-delivery-stop for SIGTRAP. Were the tracer to die there, the
+// kernel would resume the task with that SIGTRAP, whose default action kills it (ptrace(2): the
+// tracees of a dead tracer are detached and restarted; "handling of restart from
+// signal-delivery-stop is currently buggy"). PTRACE_INTERRUPT first queues a trap; PTRACE_CONT
+// with signal 0 then discards the SIGTRAP, and the kernel's signal loop takes the queued trap
+// before it dequeues anything or returns to user space, so the task reports PTRACE_EVENT_STOP
+// without running one instruction: the stop a freeze leaves, which simply ends if we die.
+void Injector::park() {
+  stepped_ = false;
+  if (ptrace(PTRACE_INTERRUPT, tid_, 0, 0) != 0) throw_errno("interrupting task " + std::to_string(tid_));
+  if (ptrace(PTRACE_CONT, tid_, 0, 0) != 0) throw_errno("resuming task " + std::to_string(tid_));
+  for (;;) {
+    int st = 0;
+    if (waitpid(tid_, &st, __WALL) < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("waiting for task " + std::to_string(tid_));
+    }
+    if (WIFEXITED(st) || WIFSIGNALED(st)) throw Error("task " + std::to_string(tid_) + " died after an injected syscall");
+    if (WIFSTOPPED(st) && (st >> 16) == PTRACE_EVENT_STOP) return;
+    throw Error("task " + std::to_string(tid_) + " stopped with signal " + std::to_string(WSTOPSIG(st)) +
+                " instead of the interrupt after an injected syscall");
+  }
 }
 
 long Injector::call(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6) {
@@ -58,6 +83,7 @@ long Injector::call(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
   r.r9 = a6;
   set_gp(tid_, r);
   if (ptrace(PTRACE_SINGLESTEP, tid_, 0, 0) != 0) throw_errno("single-stepping task " + std::to_string(tid_));
+  stepped_ = true;
   for (;;) {
     int st = 0;
     if (waitpid(tid_, &st, __WALL) < 0) {

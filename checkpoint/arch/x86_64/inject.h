@@ -40,7 +40,9 @@ class Injector {
   // PTRACE_GETEVENTMSG of the last ptrace event seen during call() (a cloned task's id).
   uint64_t event_msg() const { return event_msg_; }
   const GpRegs& saved_regs() const { return saved_; }
-  // Puts back the registers and signal mask saved at construction (idempotent).
+  // Puts back the registers and signal mask saved at construction (idempotent). After call(),
+  // it also leaves the task in a PTRACE_EVENT_STOP again rather than in the signal-delivery-stop
+  // of the last step's SIGTRAP (see park()).
   void restore();
   // Forget the saved state: the caller sets the final registers itself.
   void release() { restored_ = true; }
@@ -52,6 +54,8 @@ class Injector {
   uint64_t saved_mask_ = 0;
   bool restored_ = false;
   uint64_t event_msg_ = 0;
+  bool stepped_ = false;  // call() single-stepped the task: it sits in a SIGTRAP signal-delivery-stop
+  void park();
 };
 
 }  // namespace crbox::arch
