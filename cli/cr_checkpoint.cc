@@ -166,6 +166,9 @@ int main(int argc, char** argv) {
   opt.save_private = save_private || save_all;
   opt.save_shared = save_shared || save_all;
   if (time_limit > 0) set_deadline(std::chrono::milliseconds(static_cast<int64_t>(time_limit * 1000)));
+  // Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) mid-checkpoint: stop at the next check, release every
+  // process as it was, remove the temporary file, instead of dying with processes frozen.
+  cancel_on_signals();
 
   Destination d;
   d.sync = !nosync;
@@ -198,6 +201,7 @@ int main(int argc, char** argv) {
       d.fd = d.owned.get();
     }
     auto finalize = [&] {
+      check_deadline("finishing " + name);
       if (d.sync && d.owned && fsync(d.fd) != 0) throw_errno("fsync " + name);
       if (!d.temp_path.empty()) {
         if (!d.backup.empty() && rename(d.final_path.c_str(), d.backup.c_str()) != 0)

@@ -19,6 +19,7 @@
 #include "checkpoint/proc/misc.h"
 #include "checkpoint/proc/stat.h"
 #include "checkpoint/proc/status.h"
+#include "util/deadline.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/strings.h"
@@ -283,7 +284,11 @@ DumpStats checkpoint(const DumpOptions& opt, int out_fd, const std::string& out_
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
   img.created_unix_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-  for (const auto& fp : tree.processes()) img.processes.push_back(dump_one(fp->pid(), *fp));
+  check_deadline("freezing the processes");
+  for (const auto& fp : tree.processes()) {
+    check_deadline("reading the state of pid " + pid_s(fp->pid()));
+    img.processes.push_back(dump_one(fp->pid(), *fp));
+  }
   for (pid_t p : scope())
     if (proc::is_exited(p) && !left_out.count(p)) img.processes.push_back(dump_zombie(p));
 

@@ -12,6 +12,7 @@
 
 #include "checkpoint/dump/collect.h"
 #include "checkpoint/proc/pagemap.h"
+#include "util/deadline.h"
 #include "util/error.h"
 #include "util/fd.h"
 #include "util/remote_mem.h"
@@ -160,6 +161,7 @@ uint64_t dump_pages(pid_t pid, model::Process& p, image::BundleWriter& w) {
       continue;
     constexpr uint64_t kChunk = 8192;
     for (uint64_t addr = v.start; addr < v.end; addr += kChunk * kPage) {
+      check_deadline("writing the memory of pid " + std::to_string(p.pid));
       uint64_t n = std::min<uint64_t>(kChunk, (v.end - addr) / kPage);
       auto raw = proc::read_pagemap(pm.get(), addr, n);
       for (uint64_t i = 0; i < raw.size(); i++)

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "checkpoint_util.h"
@@ -150,6 +151,29 @@ TEST_F(Libcr, TimeLimitOnACallbackThatNeverReturns) {
   auto a = orig->wait_for("tick", 5s);
   ASSERT_TRUE(a) << "the program runs on";
   EXPECT_NE(proc_state(pid), 't') << "released, not left traced";
+}
+
+// Ctrl-C on cr_checkpoint while it waits (here for a callback that never returns): it stops, lets
+// the process go as it was, removes its temporary file and says so in one line, instead of dying
+// with the bundle half-written.
+TEST_F(Libcr, InterruptedCheckpointReleasesAndLeavesNothing) {
+  auto orig = start("libcr_stuck_callback", {"100"});
+  pid_t pid = pid_after(*orig, "ready pid=");
+  ASSERT_GT(pid, 0) << orig->output();
+  Child ck({tool("cr_checkpoint"), std::to_string(pid), "-f", dir / "ctx"}, dir.path());
+  ASSERT_TRUE(orig->wait_for("callback entered", 10s)) << orig->output();
+  ASSERT_EQ(::kill(ck.pid(), SIGINT), 0);
+  auto status = ck.wait(10s);
+  while (ck.read_line(2s)) {
+  }
+  ASSERT_TRUE(status) << "cr_checkpoint did not stop: " << ck.output();
+  EXPECT_EQ(*status, 7) << ck.output();
+  EXPECT_EQ(ck.output().rfind("cr_checkpoint: interrupted by SIGINT (", 0), 0u) << ck.output();
+  EXPECT_EQ(std::count(ck.output().begin(), ck.output().end(), '\n'), 1) << ck.output();
+  EXPECT_TRUE(dir.entries().empty()) << ::testing::PrintToString(dir.entries());
+  EXPECT_TRUE(orig->wait_for("tick", 5s)) << "the program runs on";
+  EXPECT_NE(proc_state(pid), 't') << "released, not left traced";
+  EXPECT_EQ(tracer_of(pid), 0);
 }
 
 // An mpirun-like wrapper linked with -lcr_omit: a checkpoint of its tree takes the worker only.
