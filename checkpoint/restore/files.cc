@@ -42,7 +42,11 @@ void check_file_sources(const model::Process& p, const std::function<std::string
       throw Error("fd " + std::to_string(f.fd) + ": " + f.path + " is missing: " + std::strerror(errno),
                   FailureKind::environment);
     // A file that changed since the checkpoint may not be what the process expects at its offset.
-    if (f.kind == model::FdKind::regular && !accept_changed) {
+    // Not so for a descriptor the process only writes to (a log, stdout redirected to a file): it
+    // never reads what the file holds, and that the file grew is expected — the original ran on
+    // and wrote more after the checkpoint, as in BLCR's own walk-through.
+    bool write_only = (f.flags & O_ACCMODE) == O_WRONLY;
+    if (f.kind == model::FdKind::regular && !accept_changed && !write_only) {
       std::string change = describe_change(f.file, st);
       if (!change.empty())
         throw Error("fd " + std::to_string(f.fd) + ": " + f.path + " has changed since the checkpoint (" + change +
