@@ -23,13 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_signal.h"
+
 #define MIB (1024u * 1024u)
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
 
 // 8 bytes of the pattern at 8-byte word `w` of content `seed`: every word differs.
 static uint64_t word(uint64_t w, uint64_t seed) {
@@ -74,20 +71,17 @@ int main(int argc, char** argv) {
   map[100] ^= 0x5a;  // the memfd changes through the mapping; the hashes below include it
   const uint64_t file_sum = hash(d, size), memfd_sum = hash(m, size);
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   printf("pid=%d\nready sums=%016llx,%016llx\n", getpid(), (unsigned long long)file_sum,
          (unsigned long long)memfd_sum);
   for (long n = 0;; n++) {
     struct timespec ts = {0, 100000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }
-    check = 0;
+    check_asked = 0;
     const char* bad = NULL;
     struct stat st;
     uint64_t fs = hash(d, size), ms = hash(m, size);

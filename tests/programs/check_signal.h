@@ -9,13 +9,13 @@
 
 static volatile sig_atomic_t check_asked = 0;
 
-static void on_check_signal(int sig) {
+static inline void on_check_signal(int sig) {
   (void)sig;
   check_asked = 1;
 }
 
 // Installs the SIGUSR1 handler (before the program says "ready").
-static void handle_check_signal(void) {
+static inline void handle_check_signal(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_check_signal;
@@ -24,7 +24,7 @@ static void handle_check_signal(void) {
 
 // Sleeps up to `ms` in 100 ms steps, running `each_step` (may be NULL) after each one, and
 // returns early when SIGUSR1 came. 1 when it came (and forgets it), 0 when the time ran out.
-static int wait_for_check(int ms, void (*each_step)(void)) {
+static inline int wait_for_check(int ms, void (*each_step)(void)) {
   struct timespec ts = {0, 100000000L};
   for (int waited = 0; waited < ms && !check_asked; waited += 100) {
     nanosleep(&ts, NULL);

@@ -19,11 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static long long now_us(void) {
   struct timespec ts;
@@ -61,15 +58,12 @@ int main(int argc, char** argv) {
     count += 3;
   }
   long long setup = now_us() - t0;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   printf("ready fds=%d setup_us=%lld\n", count, setup);
   for (;;) {
     pause();
-    if (!check) continue;
-    check = 0;
+    if (!check_asked) continue;
+    check_asked = 0;
     const char* bad = NULL;
     int at = 0;
     for (int i = 0; i < n && !bad; i++) {

@@ -22,11 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static int filters_now(void) {
   FILE* f = fopen("/proc/self/status", "r");
@@ -55,20 +52,17 @@ int main(int argc, char** argv) {
     printf("filter BAD cannot install: %s\n", strerror(errno));
     return 1;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   int n0 = filters_now();
   printf("pid=%d\nfilters=%d\n", getpid(), n0);
   for (long t = 0;; t++) {
     struct timespec ts = {period / 1000, (period % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", t);
       continue;
     }
-    check = 0;
+    check_asked = 0;
     errno = 0;
     long r = syscall(SYS_mkdir, "/nonexistent/crbox-filter-probe", 0700);
     int n = filters_now();

@@ -37,11 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 struct addr {
   struct sockaddr_storage ss;
@@ -157,10 +154,7 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) return 2;
   const char* kind = argv[1];
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
 
   int family = !strcmp(kind, "udp4") ? AF_INET : !strcmp(kind, "udp6") || !strcmp(kind, "udp46") ? AF_INET6 : AF_UNIX;
   struct addr senders[3], r_addr, r2_addr, s0_to;
@@ -334,7 +328,7 @@ int main(int argc, char** argv) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

@@ -24,11 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 // What one nonblocking receive gives, as text.
 static const char* got(int s) {
@@ -92,10 +89,7 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) return 2;
   const char* mode = argv[1];
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   int C = -1, U = -1;
   if (!strcmp(mode, "keep")) {
     C = refused_udp(NULL);
@@ -115,7 +109,7 @@ int main(int argc, char** argv) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

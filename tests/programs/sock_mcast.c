@@ -20,18 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   int lo = (int)if_nametoindex("lo");
   struct sockaddr_in g;
   memset(&g, 0, sizeof g);
@@ -62,7 +56,7 @@ int main(void) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

@@ -24,13 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_signal.h"
+
 #define N 6
 static int type;
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
 
 static size_t msg_len(int i) { return 100 + (size_t)i * 397; }
 static unsigned char pat(int dir, int i, size_t k) { return (unsigned char)(dir * 91 + i * 31 + k * 7 + (k >> 8)); }
@@ -98,7 +95,7 @@ static void kid(int s, int ready) {
   char b = 'r';
   if (write(ready, &b, 1) != 1) _exit(2);
   close(ready);
-  while (!check) pause();
+  while (!check_asked) pause();
   const char* bad = check_queue(s, 0);
   // Its verdict on the queue before anything else: the parent sends nothing new until then.
   char verdict[64] = {0};
@@ -117,10 +114,7 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char* t = argc > 1 ? argv[1] : "stream";
   type = !strcmp(t, "dgram") ? SOCK_DGRAM : !strcmp(t, "seqpacket") ? SOCK_SEQPACKET : SOCK_STREAM;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   signal(SIGPIPE, SIG_IGN);  // a peer gone shows as an error, reported
   int sv[2], rp[2];
   if (socketpair(AF_UNIX, type, 0, sv) != 0 || pipe(rp) != 0) {
@@ -150,7 +144,7 @@ int main(int argc, char** argv) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

@@ -27,11 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static unsigned char P(int d, uint64_t n) { return (unsigned char)(((n * 2654435761u) >> 13) ^ (n >> 8) ^ (uint64_t)(d * 0x5a)); }
 
@@ -101,10 +98,7 @@ static int full_read(int s, void* p, size_t len) {
 int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   uint64_t pre = argc > 1 ? strtoull(argv[1], NULL, 0) : 4194304, post = argc > 2 ? strtoull(argv[2], NULL, 0) : 1048576;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   signal(SIGPIPE, SIG_IGN);  // a peer gone shows as an error, reported
   int l = socket(AF_INET, SOCK_STREAM, 0), ctl[2];
   struct sockaddr_in a;
@@ -151,7 +145,7 @@ int main(int argc, char** argv) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

@@ -21,11 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static int get(int s, int level, int name) {
   int v = -1;
@@ -51,10 +48,7 @@ static int recv_exact(int s, char* p, size_t len) {
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   signal(SIGPIPE, SIG_IGN);  // a peer gone shows as an error, reported
   int l = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
@@ -73,7 +67,7 @@ int main(void) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

@@ -17,11 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static int same(struct sockaddr_in* x, struct sockaddr_in* y) {
   return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
@@ -45,10 +42,7 @@ static ssize_t recv_one(int s, char* buf, size_t len, struct sockaddr_in* from) 
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   int A = socket(AF_INET, SOCK_DGRAM, 0), B = socket(AF_INET, SOCK_DGRAM, 0), C = socket(AF_INET, SOCK_DGRAM, 0);
   struct sockaddr_in lo, a0, b0, bp0;
   memset(&lo, 0, sizeof lo);
@@ -63,7 +57,7 @@ int main(void) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

@@ -26,14 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_signal.h"
+
 #define C1 5000
 #define S1 3000
 static const char* path;
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
 
 static unsigned char pat(int dir, size_t k) { return (unsigned char)(dir * 77 + k * 13 + (k >> 7)); }
 
@@ -103,7 +100,7 @@ static void client(int s, int ready, int first) {
   char b = 'r';
   if (ready >= 0 && write(ready, &b, 1) != 1) _exit(2);
   if (ready >= 0) close(ready);
-  while (!check) pause();
+  while (!check_asked) pause();
   char verdict[64] = {0};
   const char* bad = first ? check_queued(s, 0, S1) : NULL;
   if (!bad && first && !named(s, 1)) bad = "client peer name";
@@ -144,10 +141,7 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) return 2;
   path = argv[1];
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   signal(SIGPIPE, SIG_IGN);  // a peer gone shows as an error, reported
   unlink(path);
   int l = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -195,7 +189,7 @@ int main(int argc, char** argv) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

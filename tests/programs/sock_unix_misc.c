@@ -22,11 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static const char abstract_name[] = "\0crbox-sock-misc";
 
@@ -52,10 +49,7 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) return 2;
   const char* path = argv[1];
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   signal(SIGPIPE, SIG_IGN);
   struct sockaddr_un un;
   socklen_t len;
@@ -103,7 +97,7 @@ int main(int argc, char** argv) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }

@@ -19,11 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t check = 0;
-static void on_usr1(int sig) {
-  (void)sig;
-  check = 1;
-}
+#include "check_signal.h"
+
 
 static socklen_t abstract_name(struct sockaddr_un* un, char tag) {
   memset(un, 0, sizeof *un);
@@ -35,10 +32,7 @@ static socklen_t abstract_name(struct sockaddr_un* un, char tag) {
 int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) return 2;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
+  handle_check_signal();
   struct sockaddr_un un;
   memset(&un, 0, sizeof un);
   un.sun_family = AF_UNIX;
@@ -70,7 +64,7 @@ int main(int argc, char** argv) {
   for (long n = 0;; n++) {
     struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
-    if (!check) {
+    if (!check_asked) {
       printf("tick %ld\n", n);
       continue;
     }
