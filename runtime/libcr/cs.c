@@ -32,10 +32,11 @@ static void count_leave(void) {
     cri_futex_wake((uint32_t *)&p->cs_count, 1);
 }
 
-/* 0 entered, 1 a checkpoint is pending (only when !block), -1 with errno. */
-static int enter(cr_client_id_t id, int block) {
+/* What cr_enter_cs and cr_leave_cs check first: 1 when there is nothing to do (CR_ID_CALLBACK
+ * inside a callback), 0 to go on, -1 with errno. */
+static int check_client(cr_client_id_t id) {
   if (id == CR_ID_CALLBACK) {
-    if (cri_in_callback()) return 0;
+    if (cri_in_callback()) return 1;
     errno = EINVAL;
     return -1;
   }
@@ -47,6 +48,13 @@ static int enter(cr_client_id_t id, int block) {
     errno = EINVAL;
     return -1;
   }
+  return 0;
+}
+
+/* 0 entered, 1 a checkpoint is pending (only when !block), -1 with errno. */
+static int enter(cr_client_id_t id, int block) {
+  int c = check_client(id);
+  if (c != 0) return c > 0 ? 0 : -1;
   /* Inside callbacks (or libcr's thread) a checkpoint is already under way: never wait. */
   if (cri_in_callback() || cri_self->is_libcr) return 0;
   if (cri_cs_depth > 0) {
@@ -79,19 +87,8 @@ CRI_EXPORT int cr_enter_cs(cr_client_id_t id) {
 CRI_EXPORT int cr_tryenter_cs(cr_client_id_t id) { return enter(id, 0); }
 
 CRI_EXPORT int cr_leave_cs(cr_client_id_t id) {
-  if (id == CR_ID_CALLBACK) {
-    if (cri_in_callback()) return 0;
-    errno = EINVAL;
-    return -1;
-  }
-  if (!cri_self || !cri_page) {
-    errno = CR_ENOINIT;
-    return -1;
-  }
-  if (id < 0) {
-    errno = EINVAL;
-    return -1;
-  }
+  int c = check_client(id);
+  if (c != 0) return c > 0 ? 0 : -1;
   if (cri_cs_depth == 0) {
     if (cri_in_callback() || cri_self->is_libcr) return 0; /* its enter returned at once too */
     errno = EINVAL;
